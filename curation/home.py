@@ -1,0 +1,124 @@
+"""The one data root every output lives under: ``$MAMMO_HOME`` (default ``./.mammo``).
+
+Every path a user, a test or an external benchmark relies on is spelled here once, so
+the layout in the README and the layout on disk cannot drift apart::
+
+    $MAMMO_HOME/
+      cohorts/<batch>/            raw inputs (dicom/**, reports.csv, pathology.csv, labels.csv)
+      dagster/                    DAGSTER_HOME (dagster.yaml, SQLite storage)
+      catalog/<batch>/            catalog.parquet, quarantine.parquet
+      labels/<batch>/             report_mentions.parquet, breast_labels.parquet, image_labels.parquet
+      labels/                     review_queue.parquet, adjudications.parquet
+      cache/                      preprocessed images (content-addressed) + cache/<batch>/index.parquet
+      manifests/                  cohort=<c>/split=<s>/part-*.parquet, dataset_card.parquet
+      models/                     <run_id>/model.keras, saved_model/, history.csv; runs.parquet
+      reports/                    evaluation.json, plots/, tables/
+      review/                     review.db (annotator app, SQLite)
+
+A *batch* is one folder under ``cohorts/``: ``hmi`` or ``hmi__2027-01``. The part before
+``__`` names the cohort (its role: hmi = train/test, inb = external test, vtb = fine-tune).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_VAR = "MAMMO_HOME"
+DEFAULT_HOME = ".mammo"
+BATCH_SEPARATOR = "__"
+
+
+def cohort_of_batch(batch: str) -> str:
+    """``hmi__2027-01`` -> ``hmi``; ``inb`` -> ``inb``."""
+    if not batch or batch.strip() != batch:
+        raise ValueError(f"batch name {batch!r} must be a non-empty folder name without surrounding spaces")
+    return batch.split(BATCH_SEPARATOR, 1)[0]
+
+
+@dataclass(frozen=True)
+class MammoHome:
+    root: Path
+
+    @classmethod
+    def from_env(cls, root: str | os.PathLike | None = None) -> "MammoHome":
+        value = root if root is not None else os.environ.get(ENV_VAR, DEFAULT_HOME)
+        return cls(Path(value).expanduser().resolve())
+
+    # --- top-level folders -------------------------------------------------------------
+    @property
+    def cohorts(self) -> Path:
+        return self.root / "cohorts"
+
+    @property
+    def dagster(self) -> Path:
+        return self.root / "dagster"
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "catalog"
+
+    @property
+    def labels(self) -> Path:
+        return self.root / "labels"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def manifests(self) -> Path:
+        return self.root / "manifests"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def review(self) -> Path:
+        return self.root / "review"
+
+    def ensure(self) -> "MammoHome":
+        for p in (self.cohorts, self.dagster, self.catalog, self.labels, self.cache,
+                  self.manifests, self.models, self.reports, self.review):
+            p.mkdir(parents=True, exist_ok=True)
+        return self
+
+    # --- per-batch locations -----------------------------------------------------------
+    def batch_root(self, batch: str) -> Path:
+        return self.cohorts / batch
+
+    def batches(self) -> list[str]:
+        """Batch folders present under cohorts/, sorted (deterministic partition order)."""
+        if not self.cohorts.is_dir():
+            return []
+        return sorted(p.name for p in self.cohorts.iterdir()
+                      if p.is_dir() and not p.name.startswith(".") and (p / "dicom").is_dir())
+
+    def catalog_path(self, batch: str) -> Path:
+        return self.catalog / batch / "catalog.parquet"
+
+    def quarantine_path(self, batch: str) -> Path:
+        return self.catalog / batch / "quarantine.parquet"
+
+    def labels_dir(self, batch: str) -> Path:
+        return self.labels / batch
+
+    def cache_index_path(self, batch: str) -> Path:
+        return self.cache / batch / "index.parquet"
+
+    def cache_quarantine_path(self, batch: str) -> Path:
+        return self.cache / batch / "quarantine.parquet"
+
+    @property
+    def evaluation_json(self) -> Path:
+        return self.reports / "evaluation.json"
+
+    @property
+    def review_db(self) -> Path:
+        return self.review / "review.db"

@@ -1,0 +1,43 @@
+"""The four clinical tasks of the paper and their class vocabularies — shared by labels,
+manifests, the model and evaluation so a class index means the same thing everywhere.
+
+Manifests and label tables store the human-readable value (``acr=4``, ``density="B"``,
+``view="MLO"``); the model maps it to a class index with :func:`class_index`.
+"""
+
+from __future__ import annotations
+
+TASKS: dict[str, tuple] = {
+    "breastbin": (0, 1),                # 0 benign/normal, 1 malignant
+    "acr": (1, 2, 3, 4, 5, 6),          # BI-RADS / ACR assessment category
+    "density": ("A", "B", "C", "D"),    # ACR breast composition
+    "view": ("CC", "MLO"),              # ML is folded into MLO (lateral views, paper 2.1)
+}
+LABEL_TASKS = tuple(TASKS)              # order used by manifests and model heads
+ALL_MODEL_TASKS = LABEL_TASKS + ("rec",)  # "rec" = image reconstruction (decoder)
+
+
+def n_classes(task: str) -> int:
+    return len(TASKS[task])
+
+
+def class_index(task: str, value) -> int | None:
+    """Map a stored label to its class index; ``None``/NaN -> ``None`` (missing)."""
+    if value is None:
+        return None
+    try:
+        if value != value:  # NaN
+            return None
+    except TypeError:
+        pass
+    classes = TASKS[task]
+    if task in ("breastbin", "acr"):
+        value = int(value)
+    elif task == "density":
+        value = str(value).upper()
+    elif task == "view":
+        value = "MLO" if str(value).upper() in ("MLO", "ML") else str(value).upper()
+    try:
+        return classes.index(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a valid {task} label; expected one of {classes}") from exc
