@@ -33,4 +33,10 @@ class PseudonymKeyResource(dg.ConfigurableResource):
 
 
 def default_resources(root: str = "") -> dict:
-    return {"mammo": MammoHomeResource(root=root), "pseudonym": PseudonymKeyResource()}
+    """Resource keys every asset module may require: ``mammo``, ``pseudonym``, ``pipes``."""
+    return {
+        "mammo": MammoHomeResource(root=root),
+        "pseudonym": PseudonymKeyResource(),
+        # heavy work (TensorFlow training) runs in its own process so it cannot take the code server down
+        "pipes": dg.PipesSubprocessClient(),
+    }
