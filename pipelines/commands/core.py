@@ -1,0 +1,96 @@
+"""Core commands: ``demo`` (the whole system on synthetic cohorts), ``catalog`` (ingest one folder
+without Dagster), ``instance-init`` and ``status``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+
+# Demo sizes: big enough for the metrics to mean something, small enough for 2 CPU cores.
+DEMO_COHORTS = {"hmi": 160, "inb": 60, "vtb": 160}
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console)
+
+
+def catalog(
+    batch_dir: Path = typer.Option(..., "--batch-dir", exists=True, file_okay=False,
+                                   help="Cohort/batch folder containing dicom/"),
+    out: Path = typer.Option(..., "--out", help="Output folder for catalog.parquet and quarantine.parquet"),
+    workers: int = typer.Option(1, "--workers", min=1, help="Header-reading processes"),
+) -> None:
+    """Catalogue one batch folder (pseudonymised) without Dagster; prints throughput."""
+    from curation.catalog import (CATALOG_SCHEMA, QUARANTINE_SCHEMA, build_catalog, find_dicom_files,
+                                  write_table)
+    from curation.pseudonym import key_from_env
+
+    key, is_demo = key_from_env()
+    if is_demo:
+        console.print("[yellow]Using the DEMO pseudonymisation key; set MAMMO_PSEUDONYM_KEY for real data.[/]")
+    total = len(find_dicom_files(batch_dir))
+    start = time.perf_counter()
+    with _progress() as bar:
+        task = bar.add_task("cataloguing", total=total)
+        result = build_catalog(batch_dir, batch_dir.name, key, workers=workers,
+                               progress=lambda n: bar.advance(task, n))
+    elapsed = time.perf_counter() - start
+    write_table(result.catalog, CATALOG_SCHEMA, out / "catalog.parquet")
+    write_table(result.quarantine, QUARANTINE_SCHEMA, out / "quarantine.parquet")
+    console.print(f"{result.files_found} files: {len(result.catalog)} catalogued, {len(result.quarantine)} "
+                  f"quarantined in {elapsed:.2f}s ({result.files_found / max(elapsed, 1e-9):.0f} files/s)")
+    for code, n in sorted(result.reasons.items()):
+        console.print(f"  quarantine {code}: {n}")
+
+
+def instance_init() -> None:
+    """Create the persistent Dagster instance under $MAMMO_HOME/dagster (idempotent)."""
+    from curation.home import MammoHome
+    from pipelines.instance import ensure_instance
+
+    path = ensure_instance(MammoHome.from_env().ensure())
+    console.print(f"DAGSTER_HOME={path}")
+
+
+def demo(
+    height: int = typer.Option(512, "--height", help="Stored DICOM height of the synthetic images"),
+    seed: int = typer.Option(0, "--seed"),
+    hmi: int = typer.Option(DEMO_COHORTS["hmi"], "--hmi", help="hmi patients"),
+    inb: int = typer.Option(DEMO_COHORTS["inb"], "--inb", help="inb patients"),
+    vtb: int = typer.Option(DEMO_COHORTS["vtb"], "--vtb", help="vtb patients"),
+    skip_downstream: bool = typer.Option(False, "--skip-downstream",
+                                         help="Only the per-batch assets (no manifests/training)"),
+) -> None:
+    """Generate the demo cohorts, then materialise every asset with the persistent instance."""
+    from curation.home import MammoHome
+    from pipelines.demo import run_demo
+
+    home = MammoHome.from_env().ensure()
+    ok = run_demo(home, {"hmi": hmi, "inb": inb, "vtb": vtb}, height=height, seed=seed,
+                  downstream=not skip_downstream, console=console)
+    if not ok:
+        raise typer.Exit(code=1)
+
+
+def status() -> None:
+    """What is under $MAMMO_HOME: batches, catalogue and quarantine counts, manifests, models."""
+    from pipelines.demo import print_summary
+    from curation.home import MammoHome
+
+    print_summary(MammoHome.from_env(), console)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+    app.command("catalog")(catalog)
+    app.command("instance-init")(instance_init)
+    app.command("status")(status)

@@ -1,0 +1,53 @@
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from curation.dicom_tags import resolve_laterality, resolve_view
+
+
+def _ds(**tags):
+    ds = Dataset()
+    for k, v in tags.items():
+        setattr(ds, k, v)
+    return ds
+
+
+def _code(value, meaning=""):
+    item = Dataset()
+    item.CodeValue = value
+    item.CodeMeaning = meaning
+    return Sequence([item])
+
+
+def test_image_laterality_wins_over_description_and_flags_the_conflict():
+    res = resolve_laterality(_ds(ImageLaterality="L", SeriesDescription="R CC"))
+    assert (res.value, res.source, res.conflict) == ("L", "ImageLaterality", True)
+
+
+def test_laterality_falls_back_to_series_laterality_then_description():
+    assert resolve_laterality(_ds(Laterality="R")).value == "R"
+    res = resolve_laterality(_ds(SeriesDescription="LMLO tomo off"))
+    assert (res.value, res.source, res.conflict) == ("L", "SeriesDescription", False)
+
+
+def test_both_or_unpaired_laterality_is_not_a_breast_side():
+    assert resolve_laterality(_ds(ImageLaterality="B")).value is None
+    assert resolve_laterality(_ds()).value is None
+
+
+def test_view_code_sequence_beats_view_position():
+    res = resolve_view(_ds(ViewCodeSequence=_code("399368009"), ViewPosition="CC"))
+    assert (res.value, res.source, res.conflict) == ("MLO", "ViewCodeSequence", True)
+
+
+def test_legacy_snomed_code_and_code_meaning_are_understood():
+    assert resolve_view(_ds(ViewCodeSequence=_code("R-10242"))).value == "CC"
+    assert resolve_view(_ds(ViewCodeSequence=_code("99X", "medio-lateral oblique"))).value == "MLO"
+
+
+def test_view_from_description_when_tags_are_missing():
+    res = resolve_view(_ds(ProtocolName="R-ML"))
+    assert (res.value, res.source) == ("ML", "ProtocolName")
+
+
+def test_words_that_merely_contain_view_letters_are_not_views():
+    assert resolve_view(_ds(SeriesDescription="CCD detector calibration")).value is None
