@@ -1,0 +1,62 @@
+"""Typed preprocessing configuration; its hash is half of every cache key.
+
+Any field that changes an output pixel is part of the hash, so a changed setting can never be
+served a stale image; ``steps_version`` is bumped by hand when the code of a step changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+STEPS_VERSION = "2026.11-1"
+
+
+class PreprocessConfig(BaseModel):
+    """Settings of the paper's deterministic pipeline (section 3.2); unknown fields are an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    height: int = Field(2048, ge=32, le=8192, description="output height H in pixels (paper: 2048)")
+    pad_multiple: int = Field(64, ge=1, le=1024,
+                              description="width padded with zeros to a multiple of this (64 = the 64x bottleneck)")
+    mask_height: int = Field(512, ge=32, le=2048,
+                             description="height of the downsampled copy on which the mask work is done")
+    min_size: int = Field(64, ge=8, description="smaller input rows or columns -> too_small")
+    threshold_fraction: float = Field(
+        0.3, gt=0.0, lt=1.0,
+        description="foreground threshold = background level + fraction x (Otsu threshold - background level)")
+    opening_iterations: int = Field(1, ge=0, le=10, description="3x3 openings on the mask (removes speckle, thin lines)")
+    mask_dilation: int = Field(2, ge=0, le=20,
+                               description="mask pixels added around the breast so the skin line is never zeroed")
+    min_breast_fraction: float = Field(0.02, gt=0.0, lt=1.0,
+                                       description="largest object below this share of the image -> no_breast")
+    side_margin: float = Field(0.04, ge=0.0, lt=0.5,
+                               description="tissue centroid must be this far (share of width) from the centre "
+                                           "for the pixels to decide the side; else the tag decides")
+    intensity_rescale: Literal["minmax", "none"] = Field(
+        "minmax", description="minmax: divide by the image maximum so the output spans [0, 1] (paper 3.2)")
+    for_processing: Literal["percentile", "use_voi"] = Field(
+        "percentile", description="For Processing images: percentile window (default) or any VOI present")
+    png_compression: int = Field(1, ge=0, le=9, description="zlib level of the cached PNG (lossless at any level)")
+    steps_version: str = Field(STEPS_VERSION, description="bumped when a step's code changes")
+
+    @model_validator(mode="after")
+    def _mask_not_taller_than_output(self) -> "PreprocessConfig":
+        if self.mask_height > max(self.height, 256) * 2:
+            raise ValueError(f"mask_height={self.mask_height} is more than twice height={self.height}; "
+                             "the mask is meant to be the cheap low-resolution copy")
+        return self
+
+    def pixel_fields(self) -> dict:
+        """The fields that change output pixels (png_compression is lossless, so it is not one)."""
+        return self.model_dump(exclude={"png_compression"})
+
+    @property
+    def config_hash(self) -> str:
+        """Stable across processes, Python versions and field order: sha256 of sorted JSON, 16 hex digits."""
+        blob = json.dumps(self.pixel_fields(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,224 @@
+"""The paper's preprocessing steps (section 3.2), each a small deterministic function.
+
+Orientation convention ("the breast faces left"): the paper flips right breasts "to align the
+object to the left of the canvas", so every output has the **chest wall at the left edge
+(column 0) and the nipple pointing right**; padding is added on the right, past the nipple.
+Stored images follow the usual hanging convention (left breast: chest wall at the left edge;
+right breast: chest wall at the right edge), so a right breast is flipped. The tag is checked
+against the pixels: the chest wall is where the tissue mass is (the breast is widest there),
+so the side of the tissue centroid says where the chest wall is. When tag and pixels disagree,
+the pixels decide and both are recorded.
+
+Speed: all mask work (background estimate, opening, largest component) runs on a copy
+downsampled to ``mask_height`` rows, ~16x fewer pixels than the original; only the crop
+is transformed at full resolution, once, and resized once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from curation.decode import DecodeError, IntensityTransform, StoredImage
+from curation.preprocess.config import PreprocessConfig
+
+_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+
+
+# --- geometry ----------------------------------------------------------------------------------
+def flip_horizontal(img: np.ndarray) -> np.ndarray:
+    """Mirror left <-> right (a right breast's chest wall moves to the left edge)."""
+    return np.ascontiguousarray(img[:, ::-1])
+
+
+def padded_width(width: int, multiple: int) -> int:
+    """Smallest multiple of ``multiple`` that is >= width (and >= multiple)."""
+    if width < 1 or multiple < 1:
+        raise ValueError(f"width={width} and multiple={multiple} must be positive")
+    return max(multiple, -(-width // multiple) * multiple)
+
+
+def pad_width_right(img: np.ndarray, multiple: int) -> np.ndarray:
+    """Zeros on the right (past the nipple) up to a multiple of ``multiple`` columns."""
+    h, w = img.shape[:2]
+    target = padded_width(w, multiple)
+    if target == w:
+        return img
+    out = np.zeros((h, target), dtype=img.dtype)
+    out[:, :w] = img
+    return out
+
+
+def resized_width(height_in: int, width_in: int, height_out: int) -> int:
+    """Width that keeps the aspect ratio at ``height_out`` rows (rounded half up, at least 1)."""
+    if height_in < 1 or width_in < 1 or height_out < 1:
+        raise ValueError(f"sizes must be positive: {height_in}x{width_in} -> {height_out}")
+    return max(1, int(math.floor(width_in * height_out / height_in + 0.5)))
+
+
+def resize_to_height(img: np.ndarray, height: int) -> np.ndarray:
+    """Keep the aspect ratio; area averaging when shrinking (no aliasing), bilinear when enlarging."""
+    h, w = img.shape[:2]
+    width = resized_width(h, w, height)
+    interp = cv2.INTER_AREA if height <= h else cv2.INTER_LINEAR
+    return cv2.resize(img, (width, height), interpolation=interp)
+
+
+# --- background and the breast mask ------------------------------------------------------------
+@dataclass(frozen=True)
+class Background:
+    level: float       # typical background intensity (median below the Otsu threshold)
+    otsu: float        # Otsu threshold between background and tissue
+    threshold: float   # foreground = value > threshold
+
+
+def estimate_background(small: np.ndarray, threshold_fraction: float) -> Background:
+    """Otsu on an 8-bit copy, then a threshold placed a fraction of the way from the background
+    level to Otsu's split: film and DR backgrounds are not exactly 0, and faint skin/fat near
+    the edge sits below Otsu's split, so the threshold is kept close to the background."""
+    u8 = np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    otsu_u8, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    otsu = float(otsu_u8) / 255.0
+    below = small[small <= otsu]
+    level = float(np.median(below)) if below.size else 0.0
+    return Background(level=level, otsu=otsu, threshold=level + threshold_fraction * (otsu - level))
+
+
+@dataclass(frozen=True)
+class Component:
+    mask: np.ndarray          # uint8 0/1, same shape as the input mask, only the largest object
+    area_fraction: float      # its area / image area
+    n_objects: int            # objects found (background excluded)
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive ends) in mask pixels
+
+
+def largest_component(mask: np.ndarray) -> Component | None:
+    """Keep the largest 8-connected object; burned-in labels and markers are other objects.
+    Ties go to the lowest label (row-major first), so the choice is deterministic."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return None
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    best = 1 + int(np.argmax(areas))
+    x, y, w, h = (int(v) for v in stats[best, :4])
+    return Component(mask=(labels == best).astype(np.uint8), area_fraction=float(areas.max()) / mask.size,
+                     n_objects=n - 1, box=(x, y, x + w, y + h))
+
+
+def tissue_side(component: np.ndarray, margin: float) -> str | None:
+    """"left"/"right": the image half holding the chest wall (tissue centroid); None when the centroid
+    lies within ``margin`` x width of the centre (a breast filling the detector)."""
+    cols = component.sum(axis=0, dtype=np.float64)
+    total = cols.sum()
+    if total == 0:
+        return None
+    w = component.shape[1]
+    centroid = float((cols * (np.arange(w) + 0.5)).sum() / total) / w
+    if centroid < 0.5 - margin:
+        return "left"
+    if centroid > 0.5 + margin:
+        return "right"
+    return None
+
+
+def scale_box(box: tuple[int, int, int, int], small_shape: tuple[int, int],
+              full_shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Mask-pixel box (exclusive ends) -> full-resolution box covering the same area, rounded outwards."""
+    sy = full_shape[0] / small_shape[0]
+    sx = full_shape[1] / small_shape[1]
+    x0, y0, x1, y1 = box
+    return (max(0, int(math.floor(x0 * sx))), max(0, int(math.floor(y0 * sy))),
+            min(full_shape[1], int(math.ceil(x1 * sx))), min(full_shape[0], int(math.ceil(y1 * sy))))
+
+
+# --- the whole pipeline ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Preprocessed:
+    image: np.ndarray                 # float32 (height, padded width) in [0, 1], chest wall on the left
+    crop: tuple[int, int, int, int]   # x0, y0, x1, y1 in original pixels (exclusive ends), before any flip
+    content_width: int                # width before padding
+    flipped: bool
+    laterality_tag: str | None        # "L"/"R" as given (catalogue or header)
+    laterality_pixels: str | None     # "L"/"R" implied by where the chest wall is, None if undecided
+    orientation_disagreement: bool    # tag and pixels both spoke and disagree
+    background_level: float
+    threshold: float
+    breast_fraction: float            # largest object / image area (mask resolution)
+    n_objects: int
+    voi_source: str
+
+
+def downsample(stored: np.ndarray, mask_height: int) -> np.ndarray:
+    h, w = stored.shape
+    if h <= mask_height:
+        return stored
+    return cv2.resize(stored, (resized_width(h, w, mask_height), mask_height), interpolation=cv2.INTER_AREA)
+
+
+def breast_mask(small01: np.ndarray, config: PreprocessConfig) -> tuple[Background, Component]:
+    """Threshold above the background, open away speckle, keep the largest object, grow it a little."""
+    if float(small01.max()) - float(small01.min()) < 1e-6:
+        raise DecodeError("blank_image", f"every pixel maps to {float(small01.max()):.3f}")
+    bg = estimate_background(small01, config.threshold_fraction)
+    mask = (small01 > bg.threshold).astype(np.uint8)
+    if config.opening_iterations:
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _KERNEL, iterations=config.opening_iterations)
+    comp = largest_component(mask)
+    if comp is None or comp.area_fraction < config.min_breast_fraction:
+        share = 0.0 if comp is None else comp.area_fraction
+        raise DecodeError("no_breast", f"largest object covers {share:.1%} of the image "
+                                       f"(< {config.min_breast_fraction:.0%}) above threshold {bg.threshold:.3f}")
+    if config.mask_dilation:
+        grown = cv2.dilate(comp.mask, _KERNEL, iterations=config.mask_dilation)
+        ys, xs = np.nonzero(grown)
+        comp = Component(mask=grown, area_fraction=comp.area_fraction, n_objects=comp.n_objects,
+                         box=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
+    return bg, comp
+
+
+def decide_flip(laterality_tag: str | None, side: str | None) -> tuple[bool, str | None, bool]:
+    """(flip, laterality implied by the pixels, disagreement). Pixels win when they speak."""
+    from_pixels = {"left": "L", "right": "R"}.get(side) if side else None
+    if from_pixels is not None:
+        return from_pixels == "R", from_pixels, laterality_tag is not None and laterality_tag != from_pixels
+    return laterality_tag == "R", None, False
+
+
+def preprocess(img: StoredImage, config: PreprocessConfig, laterality: str | None = None,
+               transform: IntensityTransform | None = None) -> Preprocessed:
+    """Decoded stored values -> the network's input. ``laterality`` (L/R) overrides the header's."""
+    rows, cols = img.stored.shape
+    if min(rows, cols) < config.min_size:
+        raise DecodeError("too_small", f"{rows}x{cols} < {config.min_size} pixels")
+    tag = laterality if laterality in ("L", "R") else img.laterality
+
+    small = downsample(img.stored, config.mask_height)
+    transform = transform or img.transform(small, for_processing=config.for_processing)
+    small01 = transform.apply(small)
+    bg, comp = breast_mask(small01, config)
+    flip, from_pixels, disagree = decide_flip(tag, tissue_side(comp.mask, config.side_margin))
+
+    x0, y0, x1, y1 = scale_box(comp.box, small.shape, img.stored.shape)
+    crop01 = transform.apply(img.stored[y0:y1, x0:x1])
+    out = resize_to_height(crop01, config.height)
+    # zero every pixel outside the breast object (labels, markers, background) at output size
+    bx0, by0, bx1, by1 = comp.box
+    keep = cv2.resize(comp.mask[by0:by1, bx0:bx1], (out.shape[1], out.shape[0]), interpolation=cv2.INTER_NEAREST)
+    out *= keep
+    if config.intensity_rescale == "minmax":
+        top = float(out.max())
+        if top <= 0:
+            raise DecodeError("no_breast", "the breast object is black after the display transform")
+        out *= np.float32(1.0 / top)
+    np.clip(out, 0.0, 1.0, out=out)
+    if flip:
+        out = flip_horizontal(out)
+    content_width = out.shape[1]
+    out = pad_width_right(out, config.pad_multiple)
+    return Preprocessed(image=out, crop=(x0, y0, x1, y1), content_width=content_width, flipped=flip,
+                        laterality_tag=tag, laterality_pixels=from_pixels, orientation_disagreement=disagree,
+                        background_level=bg.level, threshold=bg.threshold, breast_fraction=comp.area_fraction,
+                        n_objects=comp.n_objects, voi_source=transform.voi_source)
