@@ -34,6 +34,9 @@ class PreprocessConfig(BaseModel):
                                description="mask pixels added around the breast so the skin line is never zeroed")
     min_breast_fraction: float = Field(0.02, gt=0.0, lt=1.0,
                                        description="largest object below this share of the image -> no_breast")
+    min_contrast: float = Field(4.0, ge=0.0,
+                                description="breast median minus background level, in background SDs, "
+                                            "below which the image is no_breast (flat field, noise)")
     side_margin: float = Field(0.04, ge=0.0, lt=0.5,
                                description="tissue centroid must be this far (share of width) from the centre "
                                            "for the pixels to decide the side; else the tag decides")

@@ -81,8 +81,14 @@ def estimate_background(small: np.ndarray, threshold_fraction: float) -> Backgro
     the edge sits below Otsu's split, so the threshold is kept close to the background."""
     u8 = np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8)
     otsu_u8, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    otsu = float(otsu_u8) / 255.0
-    below = small[small <= otsu]
+    # OpenCV returns the lowest level of a flat optimum; an empty gap in the histogram (a clean
+    # synthetic or heavily quantised background) would put the split on the background itself,
+    # so the split is moved to the middle of the gap up to the next occupied level
+    hist = np.bincount(u8.ravel(), minlength=256)
+    above = np.nonzero(hist[int(otsu_u8) + 1:])[0]
+    split_u8 = otsu_u8 + (above[0] + 1) / 2.0 if above.size else otsu_u8
+    otsu = float(split_u8) / 255.0
+    below = small[u8 <= otsu_u8]  # same quantisation as Otsu's split, so the class is never empty
     level = float(np.median(below)) if below.size else 0.0
     return Background(level=level, otsu=otsu, threshold=level + threshold_fraction * (otsu - level))
 
@@ -163,7 +169,16 @@ def breast_mask(small01: np.ndarray, config: PreprocessConfig) -> tuple[Backgrou
     if float(small01.max()) - float(small01.min()) < 1e-6:
         raise DecodeError("blank_image", f"every pixel maps to {float(small01.max()):.3f}")
     bg = estimate_background(small01, config.threshold_fraction)
-    mask = (small01 > bg.threshold).astype(np.uint8)
+    fg = small01 > bg.threshold
+    # A flat-field exposure or junk has no breast yet Otsu still splits it in two: require the
+    # object to stand out from the background by several background standard deviations.
+    if fg.any() and not fg.all():
+        spread = max(float(small01[~fg].std()), 1.0 / 255.0)
+        cnr = (float(np.median(small01[fg])) - bg.level) / spread
+        if cnr < config.min_contrast:
+            raise DecodeError("no_breast", f"object-to-background contrast {cnr:.1f} background SDs "
+                                           f"< {config.min_contrast} (flat field or noise)")
+    mask = fg.astype(np.uint8)
     if config.opening_iterations:
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _KERNEL, iterations=config.opening_iterations)
     comp = largest_component(mask)

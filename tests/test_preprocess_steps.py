@@ -1,0 +1,217 @@
+"""The paper's preprocessing steps, one test per idea, plus property tests for the arithmetic
+and for arbitrary junk input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from curation.decode import REASONS, DecodeError, stored_from_dataset
+from curation.preprocess.config import PreprocessConfig
+from curation.preprocess.phantom import phantom_dataset, phantom_pixels
+from curation.preprocess.steps import (decide_flip, estimate_background, flip_horizontal, largest_component,
+                                       pad_width_right, padded_width, preprocess, resize_to_height, resized_width,
+                                       scale_box, tissue_side)
+
+SMALL = PreprocessConfig(height=128, mask_height=128)
+
+
+def _stored(laterality="L", rows=256, cols=200, tag="same", seed=0, **kw):
+    px, truth = phantom_pixels(rows, cols, laterality, seed=seed)
+    ds = phantom_dataset(px, laterality=laterality if tag == "same" else tag, window=(2048, 4096), **kw)
+    return stored_from_dataset(ds), truth
+
+
+# --- flip and orientation -------------------------------------------------------------------------
+def test_flip_mirrors_columns_and_keeps_rows():
+    a = np.arange(6).reshape(2, 3)
+    np.testing.assert_array_equal(flip_horizontal(a), [[2, 1, 0], [5, 4, 3]])
+
+
+def test_tissue_side_is_where_the_mass_is_and_undecided_near_the_centre():
+    m = np.zeros((10, 20), np.uint8)
+    m[:, :6] = 1
+    assert tissue_side(m, 0.04) == "left"
+    assert tissue_side(m[:, ::-1], 0.04) == "right"
+    m2 = np.zeros((10, 20), np.uint8)
+    m2[:, 9:11] = 1
+    assert tissue_side(m2, 0.04) is None
+
+
+@pytest.mark.parametrize("tag, side, expected", [
+    ("L", "left", (False, "L", False)), ("R", "right", (True, "R", False)),
+    ("L", "right", (True, "R", True)), ("R", "left", (False, "L", True)),
+    (None, "right", (True, "R", False)), ("R", None, (True, None, False)), (None, None, (False, None, False)),
+])
+def test_the_pixels_decide_the_flip_and_a_contradicting_tag_is_flagged(tag, side, expected):
+    assert decide_flip(tag, side) == expected
+
+
+@pytest.mark.parametrize("laterality", ["L", "R"])
+def test_every_output_has_the_chest_wall_at_the_left_edge(laterality):
+    img, _ = _stored(laterality)
+    res = preprocess(img, SMALL)
+    assert res.flipped == (laterality == "R") and not res.orientation_disagreement
+    content = res.image[:, : res.content_width]
+    left, right = content[:, : res.content_width // 4].sum(), content[:, -res.content_width // 4:].sum()
+    assert left > 2 * right
+
+
+def test_a_wrong_laterality_tag_is_flagged_and_the_pixels_are_trusted():
+    img, _ = _stored("R", tag="L")  # a right breast labelled L
+    res = preprocess(img, SMALL)
+    assert res.flipped and res.orientation_disagreement
+    assert (res.laterality_tag, res.laterality_pixels) == ("L", "R")
+
+
+def test_a_catalogue_laterality_overrides_the_header():
+    img, _ = _stored("R", tag=None)
+    res = preprocess(img, SMALL, laterality="L")
+    assert res.laterality_tag == "L" and res.orientation_disagreement
+
+
+# --- background and largest component ------------------------------------------------------------
+def test_background_threshold_sits_between_a_non_zero_background_and_the_tissue():
+    small = np.full((50, 50), 0.04, np.float32)
+    small[10:40, :25] = 0.6
+    bg = estimate_background(small, 0.3)
+    assert bg.level == pytest.approx(0.04, abs=0.01)
+    assert 0.04 < bg.threshold < bg.otsu <= 0.6
+
+
+def test_largest_component_keeps_the_breast_and_drops_a_planted_label():
+    mask = np.zeros((40, 40), np.uint8)
+    mask[5:35, 0:18] = 1       # breast against the chest wall
+    mask[2:5, 30:38] = 1       # burned-in label, not touching it
+    comp = largest_component(mask)
+    assert comp.n_objects == 2 and comp.box == (0, 5, 18, 35)
+    assert comp.mask[3, 33] == 0 and comp.mask[20, 5] == 1
+    assert largest_component(np.zeros((5, 5), np.uint8)) is None
+
+
+def test_burned_in_labels_are_zeroed_and_lesions_stay_inside_the_crop():
+    img, truth = _stored("R", rows=320, cols=256, seed=4)
+    res = preprocess(img, SMALL)
+    x0, y0, x1, y1 = res.crop
+    for lx0, ly0, lx1, ly1 in truth.lesion_boxes:
+        assert x0 <= lx0 and y0 <= ly0 and lx1 <= x1 and ly1 <= y1
+    for tx0, ty0, tx1, ty1 in truth.text_boxes:  # labels sit outside the box or are zeroed inside it
+        assert tx1 <= x0 or tx0 >= x1 or ty1 <= y0 or ty0 >= y1
+    assert res.n_objects >= 3  # breast + two labels were seen, then removed
+
+
+def test_a_label_inside_the_breasts_bounding_box_is_zeroed():
+    px, _ = phantom_pixels(320, 256, "L", seed=2, n_labels=0)
+    px[40:50, 100:130] = 4095    # beside the upper breast edge (x ~ 62 there), inside its box (x < 141)
+    ds = phantom_dataset(px, window=(2048, 4096))
+    res = preprocess(stored_from_dataset(ds), PreprocessConfig(height=320, mask_height=320))
+    x0, y0, x1, y1 = res.crop
+    assert x0 <= 100 and 130 <= x1 and y0 <= 40 and 50 <= y1, "the label lies inside the crop box"
+    sy, sx = 320 / (y1 - y0), res.content_width / (x1 - x0)
+    label = res.image[int((42 - y0) * sy):int((48 - y0) * sy), int((104 - x0) * sx):int((126 - x0) * sx)]
+    assert label.size and label.max() == 0.0
+
+
+# --- geometry --------------------------------------------------------------------------------------
+def test_padding_arithmetic_on_hand_picked_widths():
+    assert [padded_width(w, 64) for w in (1, 63, 64, 65, 128, 1575)] == [64, 64, 64, 128, 128, 1600]
+    out = pad_width_right(np.ones((2, 65), np.float32), 64)
+    assert out.shape == (2, 128) and out[:, :65].all() and not out[:, 65:].any()
+
+
+@given(w=st.integers(1, 5000), m=st.integers(1, 256))
+def test_padded_width_is_the_smallest_multiple_not_below_the_width(w, m):
+    p = padded_width(w, m)
+    assert p % m == 0 and p >= w and p - m < max(w, 1) or p == m
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(1, 300), w=st.integers(1, 300), H=st.integers(1, 300))
+def test_resize_keeps_the_aspect_ratio_within_half_a_pixel(h, w, H):
+    out = resize_to_height(np.ones((h, w), np.float32), H)
+    assert out.shape == (H, resized_width(h, w, H))
+    assert abs(out.shape[1] - w * H / h) <= 0.5 or out.shape[1] == 1
+
+
+@given(x0=st.integers(0, 50), y0=st.integers(0, 50), dx=st.integers(1, 50), dy=st.integers(1, 50),
+       f=st.sampled_from([1, 2, 3, 4, 6.5, 8]))
+def test_a_scaled_box_always_covers_the_mask_box_and_stays_in_the_image(x0, y0, dx, dy, f):
+    small = (100, 100)
+    full = (int(100 * f), int(100 * f))
+    X0, Y0, X1, Y1 = scale_box((x0, y0, x0 + dx, y0 + dy), small, full)
+    sx, sy = full[1] / 100, full[0] / 100
+    assert X0 <= x0 * sx and Y0 <= y0 * sy and X1 >= min(full[1], (x0 + dx) * sx) and Y1 <= full[0]
+
+
+def test_output_height_and_padded_width_follow_the_config():
+    img, _ = _stored("L", rows=300, cols=230)
+    res = preprocess(img, PreprocessConfig(height=96, mask_height=128, pad_multiple=32))
+    assert res.image.shape[0] == 96 and res.image.shape[1] % 32 == 0 and res.image.dtype == np.float32
+    assert res.image.max() == pytest.approx(1.0) and res.image.min() == 0.0
+    assert not res.image[:, res.content_width:].any()
+
+
+# --- bad images ------------------------------------------------------------------------------------
+def test_a_tiny_image_is_too_small():
+    img, _ = _stored("L", rows=40, cols=30)
+    with pytest.raises(DecodeError) as err:
+        preprocess(img, SMALL)
+    assert err.value.reason_code == "too_small"
+
+
+def test_pure_noise_without_an_object_is_no_breast():
+    rng = np.random.default_rng(0)
+    px = rng.integers(0, 4096, size=(200, 160), dtype=np.uint16)
+    ds = phantom_dataset(px, window=(2048, 4096))
+    with pytest.raises(DecodeError) as err:
+        preprocess(stored_from_dataset(ds), SMALL)
+    assert err.value.reason_code == "no_breast"
+
+
+def test_only_a_burned_in_label_on_an_empty_detector_is_no_breast():
+    px = np.full((256, 200), 40, np.uint16)
+    px[10:20, 150:190] = 4095
+    ds = phantom_dataset(px, window=(2048, 4096))
+    with pytest.raises(DecodeError) as err:
+        preprocess(stored_from_dataset(ds), SMALL)
+    assert err.value.reason_code == "no_breast"
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.binary(min_size=0, max_size=64 * 64 * 2), rows=st.integers(1, 64), cols=st.integers(1, 64))
+def test_random_junk_pixels_either_preprocess_or_fail_with_a_known_reason(data, rows, cols):
+    raw = (data + b"\0" * (rows * cols * 2))[: rows * cols * 2]
+    px = np.frombuffer(raw, dtype=np.uint16).reshape(rows, cols) & 0x0FFF
+    ds = phantom_dataset(px, window=(2048, 4096))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            res = preprocess(stored_from_dataset(ds), PreprocessConfig(height=64, mask_height=64, min_size=8))
+        except DecodeError as exc:
+            assert exc.reason_code in REASONS
+        else:
+            assert res.image.shape[0] == 64 and res.image.shape[1] % 64 == 0
+            assert 0.0 <= res.image.min() and res.image.max() <= 1.0
+
+
+# --- config --------------------------------------------------------------------------------------
+def test_the_config_hash_is_stable_and_changes_only_with_pixel_changing_fields():
+    a = PreprocessConfig(height=256)
+    blob = json.dumps(a.pixel_fields(), sort_keys=True, separators=(",", ":"))
+    assert a.config_hash == hashlib.sha256(blob.encode()).hexdigest()[:16]
+    assert PreprocessConfig(height=256, png_compression=6).config_hash == a.config_hash
+    assert PreprocessConfig(height=512).config_hash != a.config_hash
+
+
+def test_a_bad_config_field_fails_fast_and_names_the_field():
+    with pytest.raises(ValidationError, match="height"):
+        PreprocessConfig(height=0)
+    with pytest.raises(ValidationError, match="heigth"):
+        PreprocessConfig(heigth=256)
