@@ -1,0 +1,353 @@
+"""Build the review queue from the label tables — pure pandas, no I/O, deterministic.
+
+Which labels an annotator sees, and in which order
+---------------------------------------------------
+A label row becomes a queue item when at least one *reason* applies:
+
+==========================  ====  ==============================================================
+reason                      tier  why it is worth a person's minute
+==========================  ====  ==============================================================
+report_vs_pathology         0     gold standard (biopsy/surgery/follow-up) disagrees with the
+                                  report: a missed cancer or an over-call; decides the malignancy
+                                  label the network learns most from
+two_readers                 1     two readers of one study wrote different categories
+report_vs_dicom_tag         1     the report and a DICOM header disagree
+dicom_tag_conflict          1     DICOM tags disagree among themselves (ViewPosition vs description)
+orientation_disagreement    1     preprocessing found the breast on the other side than the
+                                  laterality tag says: the image may sit under the wrong breast
+label_conflict              1     the label miner flagged a conflict of another kind
+model_disagreement          2     a trained model puts >= ``model_disagreement`` on another class
+high_uncertainty            3     u >= ``u_threshold`` (hedged wording, junior reader, …)
+==========================  ====  ==============================================================
+
+Items are ordered by their best (lowest) tier, then by how many reasons apply, then by u
+(highest first), then clinical task order (breastbin, acr, density, view), then key — so the
+order is total and the same inputs always give the same queue.
+
+Targets: breast-level tasks (breastbin, acr, density) are reviewed once per breast from
+``breast_labels``; the image-level ``view`` task once per image from ``image_labels``. An image
+with an orientation disagreement additionally gets image-level items for each of its labels,
+because the fix (``unknown`` on that image) must not touch the other images of the breast.
+Rows already decided by review (``source == "review"``) never re-enter the queue; missing labels
+(null) only enter when they carry a conflict, unless ``include_missing``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from curation.tasks import LABEL_TASKS, TASKS
+
+REASON_TIER: dict[str, int] = {
+    "report_vs_pathology": 0,
+    "two_readers": 1,
+    "report_vs_dicom_tag": 1,
+    "dicom_tag_conflict": 1,
+    "orientation_disagreement": 1,
+    "label_conflict": 1,
+    "model_disagreement": 2,
+    "high_uncertainty": 3,
+}
+BREAST_TASKS = ("breastbin", "acr", "density")
+IMAGE_TASKS = ("view",)
+REVIEW_SOURCE = "review"
+_TASK_ORDER = {t: i for i, t in enumerate(LABEL_TASKS)}
+_VIEW_ORDER = {"CC": 0, "MLO": 1, "ML": 2}
+
+QUEUE_SCHEMA = pa.schema([
+    ("priority", pa.int32()),
+    ("item_key", pa.string()),
+    ("target_level", pa.string()),
+    ("target_key", pa.string()),
+    ("task", pa.string()),
+    ("batch", pa.string()),
+    ("breast_key", pa.string()),
+    ("accession_key", pa.string()),
+    ("label", pa.string()),
+    ("u", pa.float64()),
+    ("source", pa.string()),
+    ("rule_id", pa.string()),
+    ("evidence", pa.string()),
+    ("span_start", pa.int64()),
+    ("span_end", pa.int64()),
+    ("reasons", pa.string()),
+    ("tier", pa.int8()),
+    ("model_label", pa.string()),
+    ("model_p_label", pa.float64()),
+    ("images_json", pa.string()),
+])
+QUEUE_COLUMNS = QUEUE_SCHEMA.names
+
+_LABEL_COLUMNS = ("task", "label", "u", "source", "rule_id", "evidence", "conflict", "batch")
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    u_threshold: float = 0.5
+    """Labels with u >= this are queued (u in [0, 1]; 1 = no information)."""
+    model_disagreement: float = 0.9
+    """Queue a label when the model gives at least this probability to a different class."""
+    include_missing: bool = False
+    """Also queue missing (null) labels that have no conflict — labelling from scratch."""
+    max_items: int | None = None
+    """Keep only the first N items after ordering (None = all)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.u_threshold <= 1.0:
+            raise ValueError(f"QueueConfig.u_threshold must be in [0, 1], got {self.u_threshold}")
+        if not 0.5 < self.model_disagreement <= 1.0:
+            raise ValueError("QueueConfig.model_disagreement must be in (0.5, 1] so that the model's class "
+                             f"is its most likely one, got {self.model_disagreement}")
+        if self.max_items is not None and self.max_items < 1:
+            raise ValueError(f"QueueConfig.max_items must be >= 1 or None, got {self.max_items}")
+
+
+def item_key(target_level: str, target_key: str, task: str) -> str:
+    return f"{target_level}|{target_key}|{task}"
+
+
+def conflict_kind(rule_id: object, source: object, explicit: object = None) -> str:
+    """Name the kind of a flagged conflict from the label row's provenance.
+
+    The label miner may state it (``conflict_kind``); otherwise the rule id and source tell:
+    a pathology-derived source or rule means the report was contradicted by pathology.
+    """
+    if isinstance(explicit, str) and explicit in REASON_TIER:
+        return explicit
+    text = " ".join(str(v).lower() for v in (rule_id, source) if isinstance(v, str))
+    if any(word in text for word in ("patholog", "biopsy", "surgery", "follow_up", "follow-up")):
+        return "report_vs_pathology"
+    if "reader" in text:
+        return "two_readers"
+    if "tag" in text or "dicom" in text:
+        return "report_vs_dicom_tag"
+    return "label_conflict"
+
+
+def _require(df: pd.DataFrame, name: str, columns) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{name} lacks column(s) {missing}; has {sorted(df.columns)}")
+
+
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def _label_str(value) -> str | None:
+    if _is_missing(value):
+        return None
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _image_table(image_labels: pd.DataFrame, catalog: pd.DataFrame | None,
+                 index: pd.DataFrame | None) -> pd.DataFrame:
+    """image_key -> breast_key, accession_key, view, laterality, cache_path, orientation flag."""
+    parts = [image_labels[["image_key", "breast_key"]]]
+    cols = ["image_key", "breast_key", "accession_key", "view", "laterality", "view_conflict"]
+    if catalog is not None and len(catalog):
+        parts.insert(0, catalog[[c for c in cols if c in catalog.columns]])
+    images = pd.concat(parts, ignore_index=True).drop_duplicates("image_key", keep="first")
+    for col in cols:
+        if col not in images.columns:
+            images[col] = None
+    if index is not None and len(index):
+        _require(index, "preprocessing index", ["image_key", "cache_path"])
+        extra = [c for c in ("cache_path", "orientation_disagreement", "flipped") if c in index.columns]
+        images = images.merge(index[["image_key", *extra]].drop_duplicates("image_key"), on="image_key",
+                              how="left")
+    for col in ("cache_path", "orientation_disagreement", "flipped"):
+        if col not in images.columns:
+            images[col] = None
+    images["orientation_disagreement"] = images["orientation_disagreement"].fillna(False).astype(bool)
+    images["view_conflict"] = images["view_conflict"].fillna(False).astype(bool)
+    images["_view_order"] = images["view"].map(_VIEW_ORDER).fillna(9)
+    return images.sort_values(["breast_key", "_view_order", "image_key"], kind="mergesort")
+
+
+def _probabilities(pred: pd.DataFrame, task: str) -> tuple[list[str], np.ndarray] | None:
+    classes = [str(c) for c in TASKS[task]]
+    if task == "breastbin":
+        if "p_breastbin" not in pred.columns:
+            return None
+        p1 = pred["p_breastbin"].to_numpy(float)
+        return classes, np.stack([1 - p1, p1], axis=1)
+    if task == "view":
+        if "p_view_MLO" not in pred.columns:
+            return None
+        p = pred["p_view_MLO"].to_numpy(float)
+        return classes, np.stack([1 - p, p], axis=1)
+    names = [f"p_{task}_{c}" for c in classes]
+    if not all(n in pred.columns for n in names):
+        return None
+    return classes, pred[names].to_numpy(float)
+
+
+def _model_opinion(pred_by_image: dict[str, pd.DataFrame], task: str, image_keys: list[str],
+                   label: str | None) -> tuple[str | None, float | None, float | None]:
+    """(model's class, its probability, probability of the proposed label) over the target's images.
+
+    Breast-wise malignancy is the max over the breast's views (paper 3.3); the other tasks
+    average the views' class probabilities.
+    """
+    frames = [pred_by_image[k] for k in image_keys if k in pred_by_image]
+    if not frames:
+        return None, None, None
+    got = _probabilities(pd.concat(frames, ignore_index=True), task)
+    if got is None:
+        return None, None, None
+    classes, probs = got
+    if task == "breastbin":
+        p1 = float(probs[:, 1].max())
+        vector = np.array([1 - p1, p1])
+    else:
+        vector = probs.mean(axis=0)
+    best = int(np.argmax(vector))
+    p_label = float(vector[classes.index(label)]) if label in classes else None
+    return classes[best], float(vector[best]), p_label
+
+
+def _span(mentions: pd.DataFrame | None, accession_key, task: str, evidence) -> tuple[int | None, int | None]:
+    """Character span of the evidence in the report, from report_mentions when they have it."""
+    if mentions is None or not len(mentions) or _is_missing(accession_key):
+        return None, None
+    start_col = next((c for c in ("span_start", "start") if c in mentions.columns), None)
+    end_col = next((c for c in ("span_end", "end") if c in mentions.columns), None)
+    if start_col is None or end_col is None or "accession_key" not in mentions.columns:
+        return None, None
+    rows = mentions[mentions["accession_key"] == accession_key]
+    if "task" in rows.columns:
+        rows = rows[rows["task"] == task]
+    text_col = next((c for c in ("text", "evidence", "mention") if c in rows.columns), None)
+    if text_col is not None and isinstance(evidence, str) and evidence:
+        exact = rows[rows[text_col] == evidence]
+        if len(exact):
+            rows = exact
+    rows = rows.dropna(subset=[start_col, end_col])
+    if not len(rows):
+        return None, None
+    first = rows.sort_values([start_col, end_col], kind="mergesort").iloc[0]
+    return int(first[start_col]), int(first[end_col])
+
+
+def build_queue(breast_labels: pd.DataFrame, image_labels: pd.DataFrame, *,
+                catalog: pd.DataFrame | None = None, index: pd.DataFrame | None = None,
+                predictions: pd.DataFrame | None = None, mentions: pd.DataFrame | None = None,
+                config: QueueConfig = QueueConfig()) -> pd.DataFrame:
+    """The review queue (columns :data:`QUEUE_COLUMNS`), ordered, ``priority`` = 1, 2, …
+
+    ``breast_labels``/``image_labels`` follow CONTRACTS.md plus a ``batch`` column; ``catalog``
+    and the preprocessing ``index`` give each image its view, cache path and orientation flag;
+    ``predictions`` (``model.predict`` output) enables the model-disagreement reason.
+    """
+    _require(breast_labels, "breast_labels", ["breast_key", "accession_key", *_LABEL_COLUMNS])
+    _require(image_labels, "image_labels", ["image_key", "breast_key", *_LABEL_COLUMNS])
+    images = _image_table(image_labels, catalog, index)
+    images_of_breast = {k: g for k, g in images.groupby("breast_key", sort=False)}
+    image_row = images.set_index("image_key", drop=False)
+    pred_by_image: dict[str, pd.DataFrame] = {}
+    if predictions is not None and len(predictions):
+        _require(predictions, "predictions", ["image_key"])
+        pred_by_image = {k: g for k, g in predictions.groupby("image_key", sort=False)}
+    mentions_by_acc = None
+    if mentions is not None and len(mentions) and "accession_key" in mentions.columns:
+        mentions_by_acc = mentions
+
+    candidates = []
+    breast = breast_labels[breast_labels["task"].isin(BREAST_TASKS)]
+    for row in breast.itertuples(index=False):
+        imgs = images_of_breast.get(row.breast_key)
+        candidates.append(("breast", row.breast_key, row, imgs if imgs is not None else images.iloc[0:0],
+                           row.accession_key))
+    flagged_images = set(images.loc[images["orientation_disagreement"], "image_key"])
+    image_rows = image_labels[image_labels["task"].isin(IMAGE_TASKS)
+                              | image_labels["image_key"].isin(flagged_images)]
+    for row in image_rows.itertuples(index=False):
+        imgs = image_row.loc[[row.image_key]] if row.image_key in image_row.index else images.iloc[0:0]
+        acc = imgs["accession_key"].iloc[0] if len(imgs) else None
+        if _is_missing(acc) and isinstance(row.breast_key, str) and ":" in row.breast_key:
+            acc = row.breast_key.rsplit(":", 1)[0]  # breast_key = accession_key:laterality (CONTRACTS)
+        candidates.append(("image", row.image_key, row, imgs, acc))
+
+    items = []
+    for level, target, row, imgs, acc in candidates:
+        if getattr(row, "source", None) == REVIEW_SOURCE:
+            continue
+        label = _label_str(row.label)
+        u = None if _is_missing(row.u) else float(row.u)
+        conflict = bool(row.conflict) if not _is_missing(row.conflict) else False
+        reasons = set()
+        if conflict:
+            reasons.add(conflict_kind(row.rule_id, row.source, getattr(row, "conflict_kind", None)))
+        if label is None and not conflict and not config.include_missing:
+            continue
+        if u is not None and u >= config.u_threshold and label is not None:
+            reasons.add("high_uncertainty")
+        if label is None and config.include_missing:
+            reasons.add("high_uncertainty")
+        if level == "image" and bool(imgs["orientation_disagreement"].any()):
+            reasons.add("orientation_disagreement")
+        if row.task == "view" and bool(imgs["view_conflict"].any()):
+            reasons.add("dicom_tag_conflict")
+        image_keys = list(imgs["image_key"])
+        model_label, model_p, p_label = _model_opinion(pred_by_image, row.task, image_keys, label)
+        if (label is not None and model_label is not None and model_label != label
+                and model_p >= config.model_disagreement):
+            reasons.add("model_disagreement")
+        if not reasons:
+            continue
+        span_start, span_end = _span(mentions_by_acc, acc, row.task, row.evidence)
+        images_json = json.dumps([
+            {"image_key": r.image_key, "view": None if _is_missing(r.view) else str(r.view),
+             "laterality": None if _is_missing(r.laterality) else str(r.laterality),
+             "cache_path": None if _is_missing(r.cache_path) else str(r.cache_path),
+             "orientation_disagreement": bool(r.orientation_disagreement)}
+            for r in imgs.itertuples(index=False)], sort_keys=True)
+        items.append({
+            "item_key": item_key(level, target, row.task), "target_level": level, "target_key": target,
+            "task": row.task, "batch": row.batch, "breast_key": row.breast_key,
+            "accession_key": None if _is_missing(acc) else acc, "label": label, "u": u,
+            "source": None if _is_missing(row.source) else str(row.source),
+            "rule_id": None if _is_missing(row.rule_id) else str(row.rule_id),
+            "evidence": None if _is_missing(row.evidence) else str(row.evidence),
+            "span_start": span_start, "span_end": span_end,
+            "reasons": ";".join(sorted(reasons, key=lambda r: (REASON_TIER[r], r))),
+            "tier": min(REASON_TIER[r] for r in reasons), "n_reasons": len(reasons),
+            "model_label": model_label, "model_p_label": p_label, "images_json": images_json,
+        })
+    if not items:
+        return pd.DataFrame({name: pd.Series(dtype=_dtype(QUEUE_SCHEMA.field(name).type))
+                             for name in QUEUE_COLUMNS})
+    queue = pd.DataFrame(items).drop_duplicates("item_key", keep="first")
+    queue["_u"] = queue["u"].fillna(1.0)
+    queue["_task"] = queue["task"].map(_TASK_ORDER)
+    queue = queue.sort_values(["tier", "n_reasons", "_u", "_task", "target_level", "target_key"],
+                              ascending=[True, False, False, True, True, True], kind="mergesort")
+    if config.max_items is not None:
+        queue = queue.head(config.max_items)
+    queue["priority"] = np.arange(1, len(queue) + 1, dtype="int32")
+    queue["span_start"] = queue["span_start"].astype("Int64")
+    queue["span_end"] = queue["span_end"].astype("Int64")
+    queue["tier"] = queue["tier"].astype("int8")
+    return queue[QUEUE_COLUMNS].reset_index(drop=True)
+
+
+def _dtype(arrow_type: pa.DataType) -> str:
+    if pa.types.is_integer(arrow_type):
+        return "Int64"
+    if pa.types.is_floating(arrow_type):
+        return "float64"
+    return "object"
+
+
+def to_arrow(queue: pd.DataFrame) -> pa.Table:
+    """The queue as an Arrow table with the fixed :data:`QUEUE_SCHEMA` (byte-stable Parquet)."""
+    return pa.Table.from_pandas(queue[QUEUE_COLUMNS], schema=QUEUE_SCHEMA, preserve_index=False)

@@ -1,0 +1,113 @@
+"""Report text for an item, found by pseudonymised accession, with the evidence highlighted.
+
+The label tables hold only pseudonymised keys. To show the report a reader wrote, the
+cohort's ``reports.csv`` is read here and each raw ``accession_number`` is pseudonymised with
+the site key to join; the raw accession, patient id and reader id are dropped on reading and
+never reach a page, a log or the database.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from curation.home import MammoHome
+from curation.pseudonym import pseudonymise
+
+
+@dataclass(frozen=True)
+class Report:
+    text: str
+    reader_level: str | None
+    study_date: str | None
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    evidence: bool
+
+
+class ReportIndex:
+    """accession_key -> reports of that study, loaded per batch on first use."""
+
+    def __init__(self, home: MammoHome, key: bytes):
+        self._home = home
+        self._key = key
+        self._by_batch: dict[str, dict[str, list[Report]]] = {}
+        self._problems: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def reports(self, batch: str, accession_key: str | None) -> list[Report]:
+        if not accession_key:
+            return []
+        with self._lock:
+            if batch not in self._by_batch:
+                self._by_batch[batch] = self._load(batch)
+        return self._by_batch[batch].get(accession_key, [])
+
+    def problem(self, batch: str) -> str | None:
+        """Why a batch has no reports (missing file, missing columns), for the item page."""
+        return self._problems.get(batch)
+
+    def _load(self, batch: str) -> dict[str, list[Report]]:
+        path = self._home.batch_root(batch) / "reports.csv"
+        if not path.is_file():
+            self._problems[batch] = f"no reports.csv in the {batch} cohort folder"
+            return {}
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False,
+                            usecols=lambda c: c in ("accession_number", "report_text", "reader_level",
+                                                    "study_date"))
+        if "accession_number" not in frame.columns or "report_text" not in frame.columns:
+            self._problems[batch] = "reports.csv lacks accession_number or report_text"
+            return {}
+        out: dict[str, list[Report]] = {}
+        for rec in frame.to_dict("records"):
+            acc = pseudonymise(rec["accession_number"], "accession", self._key)
+            if acc is None:
+                continue
+            out.setdefault(acc, []).append(Report(text=rec["report_text"],
+                                                  reader_level=rec.get("reader_level") or None,
+                                                  study_date=rec.get("study_date") or None))
+        return out
+
+
+def _find(text: str, evidence: str) -> tuple[int, int] | None:
+    """Case- and whitespace-insensitive search, returning the span in the original text."""
+    words = evidence.split()
+    if not words:
+        return None
+    pattern = r"\s+".join(re.escape(w) for w in words)
+    match = re.search(pattern, text, flags=re.IGNORECASE)
+    return (match.start(), match.end()) if match else None
+
+
+def highlight(text: str, evidence: str | None, span_start: int | None = None,
+              span_end: int | None = None) -> list[Segment]:
+    """Split ``text`` into plain and evidence segments (rendered escaped; evidence in <mark>).
+
+    The mined span is used when it lies inside this text and agrees with the evidence string
+    (a study read by two readers has two reports, and the span belongs to one of them);
+    otherwise the evidence is searched for. No match -> no highlight, never a wrong one.
+    """
+    span = None
+    if span_start is not None and span_end is not None and 0 <= span_start < span_end <= len(text):
+        piece = " ".join(text[span_start:span_end].split()).lower()
+        wanted = " ".join((evidence or "").split()).lower()
+        if not wanted or wanted in piece or piece in wanted:
+            span = (span_start, span_end)
+    if span is None and evidence:
+        span = _find(text, evidence)
+    if span is None:
+        return [Segment(text, False)]
+    s, e = span
+    return [seg for seg in (Segment(text[:s], False), Segment(text[s:e], True), Segment(text[e:], False))
+            if seg.text]
+
+
+def report_source_path(home: MammoHome, batch: str) -> Path:
+    return home.batch_root(batch) / "reports.csv"

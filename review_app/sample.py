@@ -1,0 +1,97 @@
+"""A tiny, self-contained review home: two studies' labels, catalogue, cache and reports.
+
+Used by the tests and handy for trying the app without running the pipeline. Identifiers are
+pseudonymised exactly as the pipeline does, so the report join is the real one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from curation.home import MammoHome
+from curation.pseudonym import pseudonymise
+
+BATCH = "hmi"
+
+REPORTS = [
+    # (accession, patient, reader_level, text)
+    ("ACC1001", "PAT01", "senior",
+     "Bilateral mammography. Left breast: spiculated mass upper outer quadrant, BI-RADS 5. "
+     "Right breast: no suspicious findings. Density probably B-C."),
+    ("ACC1002", "PAT02", "junior",
+     "Right breast: grouped microcalcifications, probably benign, ACR 3. Left breast unremarkable. "
+     "Heterogeneously dense breasts."),
+]
+
+
+def build_sample_home(root: Path, key: bytes, *, image_size: tuple[int, int] = (96, 64)) -> MammoHome:
+    home = MammoHome(Path(root)).ensure()
+    cohort = home.batch_root(BATCH)
+    (cohort / "dicom").mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([{"accession_number": a, "patient_id": p, "study_date": "2020-01-0%d" % (i + 1),
+                   "report_text": t, "reader_id": f"R{i}", "reader_level": lvl}
+                  for i, (a, p, lvl, t) in enumerate(REPORTS)]).to_csv(cohort / "reports.csv", index=False)
+
+    rng = np.random.default_rng(0)
+    catalog, index, image_labels, breast_labels = [], [], [], []
+    for acc, pat, _, _ in REPORTS:
+        acc_key = pseudonymise(acc, "accession", key)
+        pid = pseudonymise(pat, "patient", key)
+        for lat in ("L", "R"):
+            breast_key = f"{acc_key}:{lat}"
+            for view in ("CC", "MLO"):
+                image_key = pseudonymise(f"1.2.3.{acc}.{lat}.{view}", "sop", key)
+                cache_rel = f"{BATCH}/{image_key}.png"
+                pixels = (rng.random(image_size) * 65535).astype(np.uint16)
+                (home.cache / BATCH).mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(home.cache / cache_rel), pixels)
+                catalog.append({"image_key": image_key, "batch": BATCH, "patient_pid": pid,
+                                "accession_key": acc_key, "breast_key": breast_key, "laterality": lat,
+                                "view": view, "view_conflict": False, "laterality_conflict": False})
+                index.append({"image_key": image_key, "cache_path": cache_rel, "height": image_size[0],
+                              "width": image_size[1], "flipped": lat == "R",
+                              "orientation_disagreement": False})
+                image_labels.append(_label(image_key=image_key, breast_key=breast_key, task="view", label=view,
+                                           u=0.0, source="dicom_tag", rule_id="tag.view_position"))
+    # ACC1001 left: malignant by report, confirmed by pathology -> certain, not queued
+    a1 = pseudonymise("ACC1001", "accession", key)
+    a2 = pseudonymise("ACC1002", "accession", key)
+    breast_labels += [
+        _label(accession_key=a1, breast_key=f"{a1}:L", task="breastbin", label="1", u=0.0, source="biopsy",
+               rule_id="pathology.biopsy", evidence="spiculated mass upper outer quadrant, BI-RADS 5"),
+        _label(accession_key=a1, breast_key=f"{a1}:L", task="acr", label="5", u=0.1, source="report",
+               rule_id="report.birads", evidence="BI-RADS 5"),
+        _label(accession_key=a1, breast_key=f"{a1}:L", task="density", label="B", u=0.6, source="report",
+               rule_id="report.density.range", evidence="Density probably B-C"),
+        _label(accession_key=a1, breast_key=f"{a1}:R", task="breastbin", label="0", u=0.2, source="report",
+               rule_id="report.no_findings", evidence="no suspicious findings"),
+        # pathology says malignant where the report said probably benign
+        _label(accession_key=a2, breast_key=f"{a2}:R", task="breastbin", label="1", u=0.3, source="biopsy",
+               rule_id="pathology.biopsy", evidence="probably benign", conflict=True),
+        _label(accession_key=a2, breast_key=f"{a2}:R", task="acr", label="3", u=0.7, source="report",
+               rule_id="report.acr.hedged", evidence="probably benign, ACR 3"),
+        _label(accession_key=a2, breast_key=f"{a2}:L", task="density", label="C", u=0.2, source="report",
+               rule_id="report.density", evidence="Heterogeneously dense"),
+    ]
+    for b in breast_labels:
+        b["patient_pid"] = pseudonymise("PAT01" if b["accession_key"] == a1 else "PAT02", "patient", key)
+        b["laterality"] = b["breast_key"][-1]
+    labels_dir = home.labels_dir(BATCH)
+    labels_dir.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(breast_labels).to_parquet(labels_dir / "breast_labels.parquet", index=False)
+    pd.DataFrame(image_labels).to_parquet(labels_dir / "image_labels.parquet", index=False)
+    home.catalog_path(BATCH).parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(catalog).to_parquet(home.catalog_path(BATCH), index=False)
+    pd.DataFrame(index).to_parquet(home.cache_index_path(BATCH), index=False)
+    return home
+
+
+def _label(*, task: str, label: str | None, u: float, source: str, rule_id: str, evidence: str | None = None,
+           conflict: bool = False, **keys) -> dict:
+    return {**keys, "task": task, "label": label, "u": u, "weight": 0.0 if label is None else 1.0 - u,
+            "source": source, "rule_id": rule_id, "evidence": evidence, "conflict": conflict,
+            "policy_version": "sample"}

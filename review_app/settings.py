@@ -1,0 +1,52 @@
+"""Typed settings of the review app; a bad value fails at start-up naming the field."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from curation.home import MammoHome
+
+DB_ENV_VAR = "MAMMO_REVIEW_DB"
+SECRET_ENV_VAR = "MAMMO_REVIEW_SECRET"
+
+
+class ReviewSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mammo_home: Path = Field(description="Data root ($MAMMO_HOME): cohorts/, cache/, labels/, review/")
+    db_url: str = Field(description="SQLAlchemy URL: sqlite:///… (default, WAL) or postgresql+psycopg://…")
+    secret_key: str = Field(min_length=32, description="Signs session cookies; set MAMMO_REVIEW_SECRET so "
+                                                       "sessions survive a restart and several workers agree")
+    session_max_age_s: int = Field(default=12 * 3600, gt=0, description="Idle sessions expire after this")
+    secure_cookies: bool = Field(default=False, description="Send cookies over HTTPS only (set behind TLS)")
+    preview_height: int = Field(default=1024, ge=64, le=8192, description="Served image height in pixels")
+    lease_s: int = Field(default=300, ge=0, description="How long an opened item is kept out of other "
+                                                        "annotators' 'next' so two people rarely review one item")
+
+    @field_validator("db_url")
+    @classmethod
+    def _known_dialect(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError(f"db_url must be a sqlite:// or postgresql:// URL, got {value.split(':', 1)[0]!r}")
+        return value
+
+    @classmethod
+    def from_env(cls, db_url: str | None = None, mammo_home: str | os.PathLike | None = None,
+                 **overrides) -> "ReviewSettings":
+        """Defaults: ``$MAMMO_HOME/review/review.db``; secret from ``$MAMMO_REVIEW_SECRET``.
+
+        Without a configured secret a random one is drawn, so sessions end when the server
+        restarts — safe, merely inconvenient, and never a guessable default.
+        """
+        home = MammoHome.from_env(mammo_home)
+        url = db_url or os.environ.get(DB_ENV_VAR) or default_db_url(home)
+        secret = overrides.pop("secret_key", None) or os.environ.get(SECRET_ENV_VAR) or secrets.token_urlsafe(48)
+        return cls(mammo_home=home.root, db_url=url, secret_key=secret, **overrides)
+
+
+def default_db_url(home: MammoHome) -> str:
+    return f"sqlite:///{home.review_db}"

@@ -1,0 +1,157 @@
+"""Reading the pipeline's tables for the queue, writing the queue and the adjudications.
+
+Shared by the Dagster assets and the CLI so both produce the same files. Missing optional
+inputs (no catalogue, no preprocessing yet, no model) narrow what the queue can say; they
+never stop it — each is reported in :class:`QueueInputs.notes`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from curation.home import MammoHome
+from review_app.export import decisions_frame, write_adjudications
+from review_app.queue import QueueConfig, build_queue, to_arrow
+from review_app.storage import init_db, make_engine
+from review_app.sync import SyncResult, sync_queue
+
+QUEUE_FILE = "review_queue.parquet"
+ADJUDICATIONS_FILE = "adjudications.parquet"
+
+
+@dataclass
+class QueueInputs:
+    breast_labels: pd.DataFrame
+    image_labels: pd.DataFrame
+    catalog: pd.DataFrame | None
+    index: pd.DataFrame | None
+    mentions: pd.DataFrame | None
+    predictions: pd.DataFrame | None
+    batches: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+def queue_path(home: MammoHome) -> Path:
+    return home.labels / QUEUE_FILE
+
+
+def adjudications_path(home: MammoHome) -> Path:
+    return home.labels / ADJUDICATIONS_FILE
+
+
+def label_batches(home: MammoHome) -> list[str]:
+    if not home.labels.is_dir():
+        return []
+    return sorted(p.name for p in home.labels.iterdir()
+                  if p.is_dir() and ((p / "breast_labels.parquet").is_file() or (p / "image_labels.parquet").is_file()))
+
+
+def _read_all(paths: dict[str, Path]) -> pd.DataFrame | None:
+    frames = []
+    for batch, path in paths.items():
+        if path.is_file():
+            frame = pd.read_parquet(path)
+            frame["batch"] = batch
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def load_queue_inputs(home: MammoHome, predictions_path: Path | None = None) -> QueueInputs:
+    batches = label_batches(home)
+    notes: list[str] = []
+    if not batches:
+        raise FileNotFoundError(f"no labels/<batch>/breast_labels.parquet or image_labels.parquet under {home.labels}: "
+                                "materialise the label assets (or run `mammo-mtl demo`) first")
+    breast = _read_all({b: home.labels_dir(b) / "breast_labels.parquet" for b in batches})
+    image = _read_all({b: home.labels_dir(b) / "image_labels.parquet" for b in batches})
+    if breast is None:
+        notes.append("no breast_labels: breast-level tasks are not reviewed")
+        breast = pd.DataFrame(columns=["breast_key", "accession_key", "task", "label", "u", "source", "rule_id",
+                                       "evidence", "conflict", "batch"])
+    if image is None:
+        notes.append("no image_labels: view labels are not reviewed")
+        image = pd.DataFrame(columns=["image_key", "breast_key", "task", "label", "u", "source", "rule_id",
+                                      "evidence", "conflict", "batch"])
+    catalog = _read_all({b: home.catalog_path(b) for b in batches})
+    if catalog is None:
+        notes.append("no catalogue: images are found through image_labels only (no view/laterality captions)")
+    index = _read_all({b: home.cache_index_path(b) for b in batches})
+    if index is None:
+        notes.append("no preprocessing index: items show no image and no orientation check")
+    mentions = _read_all({b: home.labels_dir(b) / "report_mentions.parquet" for b in batches})
+    predictions = None
+    if predictions_path is not None:
+        if not Path(predictions_path).is_file():
+            raise FileNotFoundError(f"predictions file {predictions_path} does not exist")
+        predictions = pd.read_parquet(predictions_path)
+    else:
+        notes.append("no model predictions given: model-disagreement reason off")
+    return QueueInputs(breast, image, catalog, index, mentions, predictions, batches, notes)
+
+
+def build_queue_for_home(home: MammoHome, config: QueueConfig = QueueConfig(),
+                         predictions_path: Path | None = None) -> tuple[pd.DataFrame, QueueInputs]:
+    inputs = load_queue_inputs(home, predictions_path)
+    queue = build_queue(inputs.breast_labels, inputs.image_labels, catalog=inputs.catalog, index=inputs.index,
+                        predictions=inputs.predictions, mentions=inputs.mentions, config=config)
+    return queue, inputs
+
+
+def write_queue(queue: pd.DataFrame, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(to_arrow(queue), tmp, compression="zstd")
+    os.replace(tmp, path)
+    return path
+
+
+def read_queue(path: Path) -> pd.DataFrame:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path} does not exist: build it with `mammo-mtl review sync-queue` "
+                                "or materialise the review_queue asset")
+    return pd.read_parquet(path)
+
+
+def sync_into_db(db_url: str, queue: pd.DataFrame) -> SyncResult:
+    engine = make_engine(db_url)
+    try:
+        factory = init_db(engine)
+        with factory() as session:
+            result = sync_queue(session, queue)
+            session.commit()
+        return result
+    finally:
+        engine.dispose()
+
+
+def export_adjudications(db_url: str, path: Path) -> pd.DataFrame:
+    engine = make_engine(db_url)
+    try:
+        factory = init_db(engine)
+        with factory() as session:
+            frame = decisions_frame(session)
+        write_adjudications(frame, path)
+        return frame
+    finally:
+        engine.dispose()
+
+
+def decision_count(db_url: str) -> tuple[int, int]:
+    """(number of decisions, highest decision id) — the sensor's cheap cursor."""
+    from sqlalchemy import func, select
+
+    from review_app.storage import Decision
+    engine = make_engine(db_url)
+    try:
+        factory = init_db(engine)
+        with factory() as session:
+            n, top = session.execute(select(func.count(Decision.id), func.max(Decision.id))).one()
+        return int(n), int(top or 0)
+    finally:
+        engine.dispose()
