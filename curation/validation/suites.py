@@ -1,0 +1,184 @@
+"""The expectation suites, defined in code and versioned.
+
+Each suite states the contract of one table in ``docs/CONTRACTS.md`` as GX 1.x expectations:
+``catalog`` (catalogue), ``labels`` (long ``image_labels``) and ``manifest`` (manifest rows with
+their ``cohort``/``split`` partitions). Bump a suite's version whenever an expectation changes;
+the version and a fingerprint of the expectations travel into every validation result, so a
+check result always says which rules it applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+from great_expectations.expectations.row_conditions import Column
+
+from curation.split import SPLITS
+from curation.tasks import LABEL_TASKS, TASKS
+from curation.validation.phi import ExpectNoPhiLikeColumns
+
+SUITE_VERSIONS = {"catalog": "1.0", "labels": "1.0", "manifest": "1.0"}
+
+# pseudonyms are HMAC prefixes (curation.pseudonym); anything else in a key column is a raw id
+IMAGE_KEY = r"^I-[0-9a-f]{16}$"
+PATIENT_PID = r"^P-[0-9a-f]{16}$"
+BREAST_KEY = r"^[AS]-[0-9a-f]{16}:[LR]$"
+# stored image sizes: tiny demo images to the largest FFDM detectors (~4000 x 5000), with margin
+MIN_PIXELS, MAX_PIXELS = 32, 16384
+
+CATALOG_COLUMNS = (
+    "image_key", "batch", "cohort", "patient_pid", "accession_key", "study_key", "series_key", "breast_key",
+    "laterality", "laterality_source", "laterality_conflict", "view", "view_source", "view_conflict",
+    "manufacturer", "model", "rows", "cols", "bits_stored", "photometric_interpretation", "transfer_syntax",
+    "presentation_intent", "study_date", "path", "sha256", "size_bytes",
+)
+LABEL_COLUMNS = ("image_key", "breast_key", "task", "label", "u", "weight", "source")
+STRING_TYPES = ["str", "string", "object", "StringDtype", "string[python]", "string[pyarrow]", "large_string[pyarrow]"]
+INT_TYPES = ["int8", "int16", "int32", "int64", "Int8", "Int16", "Int32", "Int64", "uint8", "uint16", "uint32",
+             "uint64"]
+NUMBER_TYPES = INT_TYPES + ["float32", "float64", "Float32", "Float64"]
+
+
+def _label_values(task: str, as_text: bool) -> list:
+    values = list(TASKS[task])
+    if task == "view" and as_text:
+        values.append("ML")  # the labels table may keep ML; manifests fold it into MLO
+    return [str(v) for v in values] if as_text else values
+
+
+def _weight_rules(label: str, u: str, weight: str) -> list:
+    """Paper eq. 1-3: weight 0 exactly when the label is missing, else 1 - u (so > 0)."""
+    missing, present = Column(label).is_null(), Column(label).is_not_null()
+    return [
+        gxe.ExpectColumnValuesToNotBeNull(column=u, description=f"{u} is always set"),
+        gxe.ExpectColumnValuesToBeBetween(column=u, min_value=0.0, max_value=1.0,
+                                          description=f"{u} is an uncertainty in [0, 1]"),
+        gxe.ExpectColumnValuesToBeInSet(column=weight, value_set=[0.0], row_condition=missing,
+                                        description=f"{weight} is 0 when {label} is missing"),
+        gxe.ExpectColumnValuesToBeBetween(column=weight, min_value=0.0, max_value=1.0, strict_min=True,
+                                          row_condition=present,
+                                          description=f"{weight} is > 0 when {label} is present"),
+        gxe.ExpectMulticolumnSumToEqual(column_list=[u, weight], sum_total=1.0, row_condition=present,
+                                        description=f"{weight} = 1 - {u} when {label} is present"),
+    ]
+
+
+def catalog_expectations() -> list:
+    return [
+        gxe.ExpectTableColumnsToMatchSet(column_set=list(CATALOG_COLUMNS), exact_match=False,
+                                         description="every contract column of the catalogue is present"),
+        ExpectNoPhiLikeColumns(description="no column looks like a raw identifier"),
+        gxe.ExpectTableRowCountToBeBetween(min_value=1, description="the catalogue is not empty"),
+        gxe.ExpectColumnValuesToNotBeNull(column="image_key"),
+        gxe.ExpectColumnValuesToBeUnique(column="image_key", description="one row per image key"),
+        gxe.ExpectColumnValuesToMatchRegex(column="image_key", regex=IMAGE_KEY, description="image keys are pseudonyms"),
+        gxe.ExpectColumnValuesToMatchRegex(column="patient_pid", regex=PATIENT_PID,
+                                           description="patient ids are pseudonyms"),
+        gxe.ExpectColumnValuesToMatchRegex(column="breast_key", regex=BREAST_KEY,
+                                           description="breast keys are accession/study pseudonym + L|R"),
+        gxe.ExpectColumnValuesToNotBeNull(column="laterality", description="every image has a laterality"),
+        gxe.ExpectColumnValuesToBeInSet(column="laterality", value_set=["L", "R"]),
+        gxe.ExpectColumnValuesToBeInSet(column="view", value_set=["CC", "MLO", "ML"],
+                                        description="view is CC, MLO or ML when known"),
+        gxe.ExpectColumnValuesToBeInTypeList(column="rows", type_list=INT_TYPES),
+        gxe.ExpectColumnValuesToBeInTypeList(column="cols", type_list=INT_TYPES),
+        gxe.ExpectColumnValuesToBeBetween(column="rows", min_value=MIN_PIXELS, max_value=MAX_PIXELS,
+                                          description="image height within detector bounds"),
+        gxe.ExpectColumnValuesToBeBetween(column="cols", min_value=MIN_PIXELS, max_value=MAX_PIXELS,
+                                          description="image width within detector bounds"),
+        gxe.ExpectColumnValuesToBeBetween(column="size_bytes", min_value=1),
+        gxe.ExpectColumnValuesToMatchRegex(column="sha256", regex=r"^[0-9a-f]{64}$"),
+        gxe.ExpectColumnValuesToNotBeNull(column="path"),
+    ]
+
+
+def labels_expectations() -> list:
+    exps = [
+        gxe.ExpectTableColumnsToMatchSet(column_set=list(LABEL_COLUMNS), exact_match=False,
+                                         description="every contract column of image_labels is present"),
+        ExpectNoPhiLikeColumns(description="no column looks like a raw identifier"),
+        gxe.ExpectColumnValuesToNotBeNull(column="image_key"),
+        gxe.ExpectColumnValuesToMatchRegex(column="image_key", regex=IMAGE_KEY, description="image keys are pseudonyms"),
+        gxe.ExpectColumnValuesToBeInSet(column="task", value_set=list(LABEL_TASKS)),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["image_key", "task"],
+                                            description="one row per image key and task"),
+        gxe.ExpectColumnValuesToBeInTypeList(column="label", type_list=STRING_TYPES,
+                                             description="labels are stored as strings"),
+    ]
+    for task in LABEL_TASKS:
+        exps.append(gxe.ExpectColumnValuesToBeInSet(
+            column="label", value_set=_label_values(task, as_text=True), row_condition=Column("task") == task,
+            description=f"{task} labels are in {_label_values(task, as_text=True)}"))
+    exps += _weight_rules("label", "u", "weight")
+    exps.append(gxe.ExpectColumnValuesToNotBeNull(column="source", row_condition=Column("label").is_not_null(),
+                                                  description="every present label names its source"))
+    return exps
+
+
+def manifest_expectations() -> list:
+    from curation.manifests import MANIFEST_COLUMNS, PARTITION_COLUMNS
+
+    exps = [
+        gxe.ExpectTableColumnsToMatchSet(column_set=list(MANIFEST_COLUMNS + PARTITION_COLUMNS), exact_match=True,
+                                         description="exactly the manifest schema + cohort/split"),
+        ExpectNoPhiLikeColumns(description="no column looks like a raw identifier"),
+        gxe.ExpectColumnValuesToBeUnique(column="image_key", description="one row per image key"),
+        gxe.ExpectColumnValuesToMatchRegex(column="image_key", regex=IMAGE_KEY),
+        gxe.ExpectColumnValuesToNotBeNull(column="patient_pid"),
+        gxe.ExpectColumnValuesToMatchRegex(column="patient_pid", regex=PATIENT_PID),
+        gxe.ExpectColumnValuesToMatchRegex(column="breast_key", regex=BREAST_KEY),
+        gxe.ExpectColumnValuesToNotBeNull(column="cache_path"),
+        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)),
+        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=["test"], row_condition=Column("cohort") == "inb",
+                                        description="inb is an external test cohort only"),
+        gxe.ExpectColumnValuesToBeBetween(column="height", min_value=MIN_PIXELS, max_value=MAX_PIXELS),
+        gxe.ExpectColumnValuesToBeInSet(column="width", value_set=list(range(64, MAX_PIXELS + 1, 64)),
+                                        description="cached width is a multiple of 64 (5 pooling levels)"),
+        gxe.ExpectColumnValuesToBeInSet(column="density_stratum", value_set=[*TASKS["density"], "unknown"]),
+        gxe.ExpectColumnValuesToBeInSet(column="view_stratum", value_set=[*TASKS["view"], "unknown"]),
+        gxe.ExpectColumnValuesToNotBeNull(column="vendor"),
+        gxe.ExpectColumnValuesToNotBeNull(column="schema_version"),
+    ]
+    for task in LABEL_TASKS:
+        exps.append(gxe.ExpectColumnValuesToBeInSet(column=task, value_set=_label_values(task, as_text=False),
+                                                    description=f"{task} is in {list(TASKS[task])} or missing"))
+        exps += _weight_rules(task, f"{task}_u", f"{task}_weight")
+        exps.append(gxe.ExpectColumnValuesToNotBeNull(column=f"{task}_source",
+                                                      row_condition=Column(task).is_not_null(),
+                                                      description=f"every present {task} label names its source"))
+    return exps
+
+
+SUITES: dict[str, Callable[[], list]] = {
+    "catalog": catalog_expectations,
+    "labels": labels_expectations,
+    "manifest": manifest_expectations,
+}
+# columns that identify a failing row in the examples (all pseudonymised)
+KEY_COLUMNS = {"catalog": ("image_key",), "labels": ("image_key", "task"), "manifest": ("image_key", "cohort", "split")}
+
+
+def build_suite(name: str, context=None) -> gx.ExpectationSuite:
+    """The named suite, added to ``context`` (a fresh ephemeral one by default)."""
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; expected one of {sorted(SUITES)}")
+    context = context or gx.get_context(mode="ephemeral")
+    suite = gx.ExpectationSuite(name=f"mammo_mtl.{name}",
+                                meta={"suite_version": SUITE_VERSIONS[name], "contract": "docs/CONTRACTS.md"})
+    suite = context.suites.add(suite)
+    for expectation in SUITES[name]():
+        suite.add_expectation(expectation)
+    return suite
+
+
+def suite_fingerprint(name: str) -> str:
+    """SHA-256 (16 hex) of the suite's expectations without their random ids: changes iff a rule changes."""
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; expected one of {sorted(SUITES)}")
+    config = [{"type": e.expectation_type, "kwargs": e.configuration.kwargs, "description": e.description}
+              for e in SUITES[name]()]
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
