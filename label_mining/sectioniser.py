@@ -1,0 +1,115 @@
+"""Split a report into its sections (and laterality sub-sections) and sentences, by regex.
+
+Radiologists head sections inconsistently ("IMPRESSION:", "Impresion -", "Conclusion", "BI-RADS
+assessment:") or not at all. A heading is a short phrase at the start of a line (or right after a
+full stop) followed by a colon, or a short all-capitals line; its text is mapped to a canonical
+section with an exact table first and a fuzzy match second, so a misspelled heading still opens the
+right section and an unknown one ("Patient:") leaves the current section alone. Text before any
+heading belongs to ``body``. "Right breast:" / "LEFT:" inside a section opens a laterality scope
+that lasts until the next heading.
+
+This runs on every report, so it is plain ``re`` over the whole text: no spaCy here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+SECTIONS = ("history", "technique", "comparison", "composition", "findings", "impression",
+            "recommendation", "addendum")
+BODY = "body"
+
+HEADINGS: dict[str, str] = {}
+for _name, _variants in {
+    "history": ("history", "clinical history", "indication", "indications", "clinical indication",
+                "clinical information", "reason for exam", "reason for examination", "clinical data",
+                "anamnesis", "clinical details"),
+    "technique": ("technique", "procedure", "examination", "exam", "views", "protocol", "study"),
+    "comparison": ("comparison", "comparisons", "prior studies", "prior examinations", "previous studies",
+                   "compared with", "comparison studies"),
+    "composition": ("breast composition", "composition", "density", "breast density", "parenchyma",
+                    "breast tissue", "parenchymal pattern", "tissue density", "parenchymal density"),
+    "findings": ("findings", "finding", "description", "observations", "results", "report"),
+    "impression": ("impression", "impressions", "assessment", "conclusion", "conclusions", "opinion",
+                   "summary", "final assessment", "overall assessment", "diagnosis", "bi-rads assessment",
+                   "birads assessment", "result"),
+    "recommendation": ("recommendation", "recommendations", "management", "follow-up", "follow up",
+                       "plan", "advice", "suggestion"),
+    "addendum": ("addendum", "amendment", "addendum report", "revised report", "correction",
+                 "amended report", "supplementary report"),
+}.items():
+    for _v in _variants:
+        HEADINGS[_v] = _name
+
+LATERALITY_HEADINGS = {"right": "R", "right breast": "R", "rt": "R", "r": "R", "right side": "R",
+                       "left": "L", "left breast": "L", "lt": "L", "l": "L", "left side": "L",
+                       "bilateral": "B", "both breasts": "B", "both sides": "B", "bilaterally": "B"}
+
+# "Heading:" at line start or after a sentence end; or an all-caps line on its own
+_HEADING = re.compile(
+    r"(?:^|(?<=\n)|(?<=[.!?;:]) )[ \t]*(?P<h>[A-Za-z][A-Za-z /&()-]{0,38}?)[ \t]*(?::|-{1,2} |\n)"
+    r"|(?:^|(?<=\n))[ \t]*(?P<caps>[A-Z][A-Z /&-]{2,38})[ \t]*(?=\n|$)")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[\"'])|\n\s*")
+
+
+@lru_cache(maxsize=4096)
+def canonical_heading(raw: str) -> tuple[str | None, str | None]:
+    """``"Impresion"`` -> ("impression", None); ``"Left breast"`` -> (None, "L"); unknown -> (None, None)."""
+    text = " ".join(raw.lower().replace("_", " ").split()).strip(" -/&()")
+    if not text:
+        return None, None
+    if text in LATERALITY_HEADINGS:
+        return None, LATERALITY_HEADINGS[text]
+    if text in HEADINGS:
+        return HEADINGS[text], None
+    if len(text) >= 5:
+        close = difflib.get_close_matches(text, HEADINGS.keys(), n=1, cutoff=0.8)
+        if close:
+            return HEADINGS[close[0]], None
+    return None, None
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str               # canonical name or "body"
+    start: int              # char offsets into the report
+    end: int
+    laterality: str | None  # "R" / "L" / "B" when a laterality heading scopes this part
+
+
+def split_sections(text: str) -> list[Section]:
+    """Contiguous, non-overlapping sections covering the whole text (headings included)."""
+    cuts: list[tuple[int, str, str | None]] = []  # (start, section name, laterality)
+    current = BODY
+    for match in _HEADING.finditer(text):
+        raw = match.group("h") or match.group("caps")
+        name, lat = canonical_heading(raw)
+        if name is not None:
+            current = name
+            cuts.append((match.start(), name, None))
+        elif lat is not None:
+            cuts.append((match.start(), current, lat))
+    if not cuts or cuts[0][0] > 0:
+        cuts.insert(0, (0, BODY, None))
+    sections = []
+    for i, (start, name, lat) in enumerate(cuts):
+        end = cuts[i + 1][0] if i + 1 < len(cuts) else len(text)
+        if end > start:
+            sections.append(Section(name, start, end, lat))
+    return sections
+
+
+def split_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Sentence char spans inside ``text[start:end]`` (blank ones dropped)."""
+    spans = []
+    pos = start
+    for match in _SENTENCE_END.finditer(text, start, end):
+        if match.start() > pos and text[pos:match.start()].strip():
+            spans.append((pos, match.start()))
+        pos = match.end()
+    if end > pos and text[pos:end].strip():
+        spans.append((pos, end))
+    return spans
