@@ -140,6 +140,20 @@ def scale_box(box: tuple[int, int, int, int], small_shape: tuple[int, int],
             min(full_shape[1], int(math.ceil(x1 * sx))), min(full_shape[0], int(math.ceil(y1 * sy))))
 
 
+def box_to_output(box: tuple[float, float, float, float], crop: tuple[int, int, int, int], content_width: int,
+                  height: int, flipped: bool) -> tuple[float, float, float, float]:
+    """A box in original stored pixels (x0, y0, x1, y1) -> the same box in the output image
+    (crop, scale to ``height`` x ``content_width``, mirror if flipped). For drawing lesion boxes on
+    cached images and for checking that lesions survive and labels are removed."""
+    cx0, cy0, cx1, cy1 = crop
+    sx, sy = content_width / (cx1 - cx0), height / (cy1 - cy0)
+    x0, x1 = (box[0] - cx0) * sx, (box[2] - cx0) * sx
+    y0, y1 = (box[1] - cy0) * sy, (box[3] - cy0) * sy
+    if flipped:
+        x0, x1 = content_width - x1, content_width - x0
+    return x0, y0, x1, y1
+
+
 # --- the whole pipeline ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Preprocessed:

@@ -1,0 +1,35 @@
+"""On a tiny demo cohort: every lesion the generator placed stays inside the crop, every burned-in
+label is removed, and every breast ends with its chest wall on the left."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from curation.preprocess.audit import audit
+from curation.preprocess.config import PreprocessConfig
+from curation.preprocess.runner import WorkItem, run
+
+generate_cohort = pytest.importorskip("curation.demo_cohort.cohort").generate_cohort
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cohort") / "hmi"
+    generate_cohort("hmi", 4, 7, out, height=256)
+    return out
+
+
+def test_lesions_stay_in_the_crop_labels_are_removed_and_chest_walls_end_on_the_left(cohort, tmp_path):
+    truth = pd.read_parquet(cohort / "truth.parquet")
+    files = truth.loc[truth["level"] == "image", "file"].tolist()
+    res = run([WorkItem(path=str(cohort / f), source_path=f) for f in files], tmp_path / "cache",
+              PreprocessConfig(height=128, mask_height=256))
+    report = audit(res.index, truth, tmp_path / "cache")
+    assert report.images >= 12 and report.labels >= 12 and report.lesions >= 4, "too few planted boxes to prove anything"
+    assert report.failures == []
+    assert report.lesions_inside == report.lesions and report.labels_removed == report.labels
+    assert report.laterality_right == report.laterality_checked > 0
+    planted = truth.loc[(truth["level"] == "image") & truth["planted_defect"].notna(), "file"]
+    assert set(planted) <= set(res.quarantine["path"]) | set(res.index["source_path"])
+    assert len(res.index) + len(res.quarantine) == len(files)
