@@ -1,0 +1,73 @@
+"""``truth.parquet``: what the generator meant — for tests and benchmarks, never the pipeline.
+
+One table, two kinds of rows (``level``):
+
+* ``image`` — one per file under ``dicom/`` (planted defects included, ``planted_defect``
+  says which): the true laterality and view (whatever the header claims; ``tag_quirks``
+  lists what was planted in the header), malignancy, BI-RADS (``acr``), density,
+  ``lesion_boxes`` / ``text_boxes`` as ``[x0, y0, x1, y1]`` in stored-pixel coordinates
+  (exclusive x1/y1), ``chest_wall_side`` (``left`` for L, ``right`` for R: see
+  :mod:`.anatomy`), and the pixel encoding.
+* ``breast`` — one per (exam, laterality): the true labels and the labels the report
+  intends (``report_acr``, ``report_density``, ``report_malignant``: null where the report
+  gives none), ``pathology_malignant`` (null without conclusive pathology/follow-up) and
+  flags describing how the report says it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+_BOX = pa.list_(pa.list_(pa.int32()))
+
+SCHEMA = pa.schema([
+    ("level", pa.string()),
+    ("patient_id", pa.string()),
+    ("accession_number", pa.string()),
+    ("laterality", pa.string()),
+    # image rows
+    ("file", pa.string()),
+    ("sop_instance_uid", pa.string()),
+    ("study_instance_uid", pa.string()),
+    ("view", pa.string()),
+    ("malignant", pa.int8()),
+    ("acr", pa.int8()),
+    ("density", pa.string()),
+    ("lesion_boxes", _BOX),
+    ("lesion_kinds", pa.list_(pa.string())),
+    ("text_boxes", _BOX),
+    ("planted_defect", pa.string()),
+    ("manufacturer", pa.string()),
+    ("presentation_intent", pa.string()),
+    ("photometric_interpretation", pa.string()),
+    ("bits_stored", pa.int8()),
+    ("transfer_syntax", pa.string()),
+    ("rows", pa.int32()),
+    ("cols", pa.int32()),
+    ("chest_wall_side", pa.string()),
+    ("tag_quirks", pa.list_(pa.string())),
+    # breast rows
+    ("report_present", pa.bool_()),
+    ("report_acr", pa.int8()),
+    ("report_density", pa.string()),
+    ("report_malignant", pa.int8()),
+    ("pathology_malignant", pa.int8()),
+    ("report_acr_missing", pa.bool_()),
+    ("report_density_missing", pa.bool_()),
+    ("report_density_range", pa.bool_()),
+    ("report_revised_by_addendum", pa.bool_()),
+    ("report_hedged", pa.bool_()),
+    ("report_style", pa.string()),
+    ("reader_level", pa.string()),
+    ("n_findings", pa.int8()),
+])
+
+
+def write_truth(rows: list[dict], path: Path) -> None:
+    """Write rows (missing keys -> null) with a fixed schema; no pandas metadata, so bytes are stable."""
+    columns = {name: [row.get(name) for row in rows] for name in SCHEMA.names}
+    table = pa.table(columns, schema=SCHEMA)
+    pq.write_table(table, path, compression="zstd", use_dictionary=False, write_statistics=False)
