@@ -314,33 +314,57 @@ def _clean(x):
     return None if not math.isfinite(x) else round(x, 6)
 
 
+def _delong_p(y, a, b) -> float | None:
+    """DeLong p-value of a vs b on the cases where all three are present; None when undefined."""
+    y = np.asarray(y, dtype=float); a = np.asarray(a, dtype=float); b = np.asarray(b, dtype=float)
+    keep = np.isfinite(y) & np.isfinite(a) & np.isfinite(b)
+    y, a, b = y[keep], a[keep], b[keep]
+    if len(y) < 3 or y.min() == y.max():
+        return None
+    return _clean(delong_test(y, a, b).p_value)
+
+
 def evaluate_predictions(preds: pd.DataFrame, *, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
                          reference: pd.DataFrame | None = None) -> dict:
     """All metrics of one model on one test set.
 
     ``preds`` is ``model.predict`` output joined with the manifest's truth columns (``breastbin``,
-    ``acr``, ``density``, ``view``). ``reference`` (the proposed MTL model on the same set) adds
-    DeLong p-values (breast-wise and image-wise) against it. Keys ending in ``_ci`` are ``[lo, hi]``.
+    ``acr``, ``density``, ``view``). ``reference`` (the proposed MTL model on the same images) adds
+    DeLong p-values against it: overall breast-wise (``p_value_vs_reference``), image-wise, and per
+    stratum. Keys ending in ``_ci`` are ``[lo, hi]``; NaN becomes None so the result is strict JSON.
     """
     out: dict = {"n_images": int(len(preds))}
     has_bin = "p_breastbin" in preds.columns and "breastbin" in preds.columns
     if has_bin:
-        y_img = _binary_labels(preds["breastbin"])
-        img = _auc_entry(y_img, preds["p_breastbin"], n_bootstrap=n_bootstrap, seed=seed)
+        frame = preds.copy()
+        if reference is not None:
+            ref = reference[["image_key", "p_breastbin"]].rename(columns={"p_breastbin": "p_ref"})
+            frame = frame.merge(ref, on="image_key", how="left", validate="one_to_one")
+        else:
+            frame["p_ref"] = np.nan
+        y_img = _binary_labels(frame["breastbin"])
+        s_img = frame["p_breastbin"].to_numpy(dtype=float)
+        r_img = frame["p_ref"].to_numpy(dtype=float)
+        img = _auc_entry(y_img, s_img, n_bootstrap=n_bootstrap, seed=seed)
         out.update(image_breastbin_auc=img["auc"], image_breastbin_auc_ci=img["auc_ci"])
-        breasts = breast_level(preds)
+        breasts = breast_level(frame)
+        if reference is not None:
+            breasts = breasts.merge(frame.groupby("breast_key", as_index=False)["p_ref"].max(), on="breast_key")
         yb = _binary_labels(breasts["breastbin"])
-        br = _auc_entry(yb, breasts["p_breastbin"], n_bootstrap=n_bootstrap, seed=seed)
+        sb = breasts["p_breastbin"].to_numpy(dtype=float)
+        rb = breasts["p_ref"].to_numpy(dtype=float) if "p_ref" in breasts else np.full(len(yb), np.nan)
+        br = _auc_entry(yb, sb, n_bootstrap=n_bootstrap, seed=seed)
         out.update(breastbin_auc=br["auc"], breastbin_auc_ci=br["auc_ci"], n_breasts=int(np.isfinite(yb).sum()),
                    n_malignant_breasts=br["n_pos"])
         keep = np.isfinite(yb)
         if keep.any() and 0 < yb[keep].sum() < keep.sum():
-            at05 = operating_point(yb[keep], breasts["p_breastbin"].to_numpy()[keep], 0.5)
-            tri = specificity_at_sensitivity(yb[keep], breasts["p_breastbin"].to_numpy()[keep], 0.95)
-            mcc = best_mcc(yb[keep], breasts["p_breastbin"].to_numpy()[keep])
+            at05 = operating_point(yb[keep], sb[keep], 0.5)
+            tri = specificity_at_sensitivity(yb[keep], sb[keep], 0.95)
+            mcc = best_mcc(yb[keep], sb[keep])
             out.update(sensitivity_at_0_5=_clean(at05.sensitivity), specificity_at_0_5=_clean(at05.specificity),
                        mcc_at_0_5=_clean(at05.mcc),
                        specificity_at_95_sensitivity=_clean(tri.specificity),
+                       sensitivity_at_95_target=_clean(tri.sensitivity),
                        threshold_at_95_sensitivity=_clean(tri.threshold),
                        best_mcc=_clean(mcc.mcc), best_mcc_threshold=_clean(mcc.threshold),
                        best_mcc_sensitivity=_clean(mcc.sensitivity), best_mcc_specificity=_clean(mcc.specificity))
@@ -348,17 +372,22 @@ def evaluate_predictions(preds: pd.DataFrame, *, n_bootstrap: int = DEFAULT_BOOT
         if "density" in breasts.columns:
             for d in DENSITY_CLASSES:
                 sel = (breasts["density"] == d).to_numpy()
-                strata["density"][d] = _auc_entry(yb[sel], breasts["p_breastbin"].to_numpy()[sel],
-                                                  n_bootstrap=n_bootstrap, seed=seed)
-        if "view" in preds.columns:
-            views = _view_labels(preds["view"])
+                entry = _auc_entry(yb[sel], sb[sel], n_bootstrap=n_bootstrap, seed=seed)
+                if reference is not None:
+                    entry["p_value_vs_reference"] = _delong_p(yb[sel], sb[sel], rb[sel])
+                strata["density"][d] = entry
+        if "view" in frame.columns:
+            views = _view_labels(frame["view"])
             for k, v in enumerate(VIEW_CLASSES):
                 sel = views == k
-                strata["view"][v] = _auc_entry(y_img[sel], preds["p_breastbin"].to_numpy()[sel],
-                                               n_bootstrap=n_bootstrap, seed=seed)
+                entry = _auc_entry(y_img[sel], s_img[sel], n_bootstrap=n_bootstrap, seed=seed)
+                if reference is not None:
+                    entry["p_value_vs_reference"] = _delong_p(y_img[sel], s_img[sel], r_img[sel])
+                strata["view"][v] = entry
         out["strata"] = strata
         if reference is not None:
-            out.update(_paired_p_values(preds, reference))
+            out["p_value_vs_reference"] = _delong_p(yb, sb, rb)
+            out["image_p_value_vs_reference"] = _delong_p(y_img, s_img, r_img)
     if "p_view_MLO" in preds.columns and "view" in preds.columns:
         v = _auc_entry(_view_labels(preds["view"]), preds["p_view_MLO"], n_bootstrap=n_bootstrap, seed=seed)
         out.update(view_auc=v["auc"], view_auc_ci=v["auc_ci"])
@@ -369,25 +398,6 @@ def evaluate_predictions(preds: pd.DataFrame, *, n_bootstrap: int = DEFAULT_BOOT
             out[key] = _clean(weighted_accuracy(y, predicted_classes(preds, task)))
             out[f"n_{task}_labelled"] = int((y >= 0).sum())
     return out
-
-
-def _paired_p_values(preds: pd.DataFrame, reference: pd.DataFrame) -> dict:
-    """DeLong p-values against the reference model on the cases both scored (image- and breast-wise)."""
-    out: dict = {}
-    a = preds[["image_key", "breast_key", "breastbin", "p_breastbin"]]
-    b = reference[["image_key", "p_breastbin"]].rename(columns={"p_breastbin": "p_ref"})
-    both = a.merge(b, on="image_key", how="inner")
-    both["breastbin"] = pd.to_numeric(both["breastbin"], errors="coerce")
-    both = both.dropna(subset=["breastbin", "p_breastbin", "p_ref"])
-    if both.empty or both["breastbin"].nunique() < 2:
-        return {"p_value_vs_reference": None, "image_p_value_vs_reference": None}
-    img = delong_test(both["breastbin"], both["p_breastbin"], both["p_ref"])
-    br = both.groupby("breast_key").agg(breastbin=("breastbin", "max"), p=("p_breastbin", "max"), p_ref=("p_ref", "max"))
-    if br["breastbin"].nunique() < 2:
-        breast_p = None
-    else:
-        breast_p = delong_test(br["breastbin"], br["p"], br["p_ref"]).p_value
-    return {"p_value_vs_reference": _clean(breast_p), "image_p_value_vs_reference": _clean(img.p_value)}
 
 
 # ----------------------------------------------------------------------------------------------
