@@ -1,0 +1,58 @@
+"""One label of one breast (or image) for one task, with its uncertainty and provenance.
+
+``u`` and ``weight`` always satisfy ``weight = 0 if label is None else 1 - u``; a missing label
+has ``u = 1`` (the paper's y_t = 0 case) and a ``missing_reason`` a person can act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from curation.tasks import TASKS
+
+MAX_EVIDENCE_CHARS = 300
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    task: str
+    label: str | None
+    u: float
+    source: str                 # biopsy|surgery|follow_up|structured|report|derived|dicom_tag|review|none
+    rule_id: str
+    evidence: str = ""
+    conflict: bool = False
+    detail: str | None = None   # e.g. the BI-RADS sub-category "4B" behind label "4"
+    missing_reason: str | None = None
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; expected one of {tuple(TASKS)}")
+        if self.label is not None:
+            allowed = {str(v) for v in TASKS[self.task]}
+            if self.label not in allowed:
+                raise ValueError(f"{self.label!r} is not a valid {self.task} label; expected one of {sorted(allowed)}")
+            if not 0.0 <= self.u <= 1.0:
+                raise ValueError(f"u must be in [0, 1], got {self.u}")
+
+    @property
+    def weight(self) -> float:
+        return 0.0 if self.label is None else round(1.0 - self.u, 6)
+
+    def with_(self, **changes) -> "LabelRecord":
+        return replace(self, **changes)
+
+
+def missing(task: str, reason: str, rule_id: str = "missing", evidence: str = "") -> LabelRecord:
+    return LabelRecord(task=task, label=None, u=1.0, source="none", rule_id=rule_id,
+                       evidence=evidence, missing_reason=reason)
+
+
+def clip_evidence(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_EVIDENCE_CHARS else text[:MAX_EVIDENCE_CHARS - 1] + "…"
+
+
+def label_as_int(record_label: str | None) -> int | None:
+    """Typed helper for the numeric tasks: "4" -> 4, None -> None (density/view stay strings)."""
+    return None if record_label is None else int(record_label)

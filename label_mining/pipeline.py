@@ -1,0 +1,368 @@
+"""End to end: ``reports.csv`` (+ pathology, structured labels, policy) -> Parquet label tables.
+
+Streaming: the CSV is read by Arrow in blocks, cut into chunks of ``chunk_rows`` reports, each
+chunk parsed (batched spaCy over the label-bearing sentences of all its reports) and written as
+one Parquet row group before the next is read — memory does not grow with the corpus, except for
+the accession numbers that occur more than once (double reading), whose reports are held until
+the end and merged (:func:`aggregate.merge_readers`). ``n_process > 1`` parses chunks in worker
+processes; results are written in input order, so the files do not depend on ``n_process``.
+
+Identity: with ``key`` the output is pseudonymised (``accession_key``, ``patient_pid``, identifiers
+masked in evidence text) — what the Dagster assets use; without it the caller's
+``accession_number`` is kept (the standalone CLI).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from curation.pseudonym import pseudonymise
+from label_mining.aggregate import SIDES, merge_readers, report_labels
+from label_mining.csv_io import BadRows, open_csv_stream, read_csv_strings, read_header
+from label_mining.entity_rules import ASSESSMENT, DENSITY
+from label_mining.handling import apply_handling
+from label_mining.label_record import LabelRecord
+from label_mining.malignancy import RESULTS, SOURCES, PathologyRecord, breastbin_label, parse_date
+from label_mining.report_parser import ParsedReport, ReportParser
+from label_mining.schemas import (CLI_KEY, PSEUDONYMISED_KEY, REPORT_PROBLEMS_SCHEMA, breast_labels_schema,
+                                  report_mentions_schema)
+from label_mining.scrub import scrub
+from label_mining.structured_labels import StructuredLabels, load_structured_labels, merge_structured
+from label_mining.uncertainty_policy import UncertaintyPolicy, load_policy
+
+REQUIRED_REPORT_COLUMNS = ("accession_number", "report_text")
+OPTIONAL_REPORT_COLUMNS = ("patient_id", "study_date", "reader_id", "reader_level")
+PATHOLOGY_COLUMNS = ("patient_id", "laterality", "date", "result", "source")
+BREAST_TASKS = ("breastbin", "acr", "density")
+
+BREAST_LABELS_FILE = "breast_labels.parquet"
+REPORT_MENTIONS_FILE = "report_mentions.parquet"
+PROBLEMS_FILE = "label_problems.parquet"
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs
+def load_pathology(path: str | Path | None) -> tuple[dict[str, list[PathologyRecord]], list[tuple[int, str]]]:
+    """patient_id -> records; unreadable rows are reported (row number, reason), never guessed."""
+    if path is None:
+        return {}, []
+    header = [c.strip().lower() for c in read_header(path)]
+    absent = [c for c in PATHOLOGY_COLUMNS if c not in header]
+    if absent:
+        raise ValueError(f"{path}: pathology.csv lacks columns {absent} (expected {list(PATHOLOGY_COLUMNS)})")
+    bad = BadRows()
+    table = read_csv_strings(path, bad_rows=bad)
+    table = table.rename_columns([c.strip().lower() for c in table.column_names])
+    problems: list[tuple[int, str]] = [(n or 0, f"malformed_csv_row: {why}") for n, why in bad.rows]
+    records: dict[str, list[PathologyRecord]] = defaultdict(list)
+    for i, row in enumerate(table.select(list(PATHOLOGY_COLUMNS)).to_pylist()):
+        pid = (row["patient_id"] or "").strip()
+        side = (row["laterality"] or "").strip().upper()
+        day = parse_date(row["date"])
+        result = (row["result"] or "").strip().lower()
+        source = (row["source"] or "").strip().lower().replace("-", "_").replace(" ", "_")
+        why = ("missing_patient_id" if not pid else "laterality_not_L_or_R" if side not in ("L", "R")
+               else "unreadable_date" if day is None else "result_not_malignant_benign_or_high_risk"
+               if result not in RESULTS else "source_not_biopsy_surgery_or_follow_up" if source not in SOURCES else None)
+        if why:
+            problems.append((i, why))
+            continue
+        records[pid].append(PathologyRecord(side, day, result, source))
+    return dict(records), problems
+
+
+# ---------------------------------------------------------------------------------------------
+# per-process state (built once per worker)
+@dataclass
+class _Context:
+    policy: UncertaintyPolicy
+    parser: ReportParser
+    pathology: dict[str, list[PathologyRecord]]
+    structured: StructuredLabels
+    duplicated: frozenset[str]
+    key: bytes | None
+
+
+_CTX: _Context | None = None
+
+
+def _init_worker(policy_path, context_rules_path, pathology, structured, duplicated, key):
+    global _CTX
+    policy = load_policy(policy_path)
+    _CTX = _Context(policy, ReportParser(policy.parser, context_rules_path), pathology, structured,
+                    frozenset(duplicated), key)
+
+
+@dataclass
+class ChunkResult:
+    mentions: dict[str, list]
+    labels: dict[str, list]
+    held: list[tuple[str, str, str, dict]]    # duplicated accessions: (accession, patient, date, report labels)
+    problems: list[tuple[int, str]]
+    reasons: Counter = field(default_factory=Counter)
+    n_reports: int = 0
+
+
+def _key_columns(accession: str, patient: str, ctx: _Context) -> tuple[str, str | None]:
+    if ctx.key is None:
+        return accession, None
+    return pseudonymise(accession, "accession", ctx.key), pseudonymise(patient, "patient", ctx.key)
+
+
+def _text(value: str, ctx: _Context) -> str:
+    return scrub(value) if ctx.key is not None else value
+
+
+def final_records(accession: str, patient: str, study_date: str, per_report: list[dict],
+                  ctx: _Context) -> dict[tuple[str, str], LabelRecord]:
+    """Merge readers, structured labels, pathology and the policy's handling for one examination."""
+    policy = ctx.policy
+    merged = merge_readers(per_report, policy)
+    day = parse_date(study_date)
+    out = {}
+    for side in SIDES:
+        acr = merge_structured(merged[(side, "acr")], ctx.structured.breast.get((accession, side, "acr")), policy)
+        density = merge_structured(merged[(side, "density")],
+                                   ctx.structured.breast.get((accession, side, "density")), policy)
+        pathology = [p for p in ctx.pathology.get(patient, ()) if p.laterality == side]
+        breastbin = breastbin_label(acr, pathology, day, policy)
+        table_bb = ctx.structured.breast.get((accession, side, "breastbin"))
+        if table_bb is not None:
+            if breastbin.source in ("biopsy", "surgery", "follow_up"):
+                if breastbin.label != table_bb.label:   # tissue outranks a table; the disagreement is shown
+                    breastbin = breastbin.with_(conflict=True, rule_id=breastbin.rule_id + "+table_disagrees")
+            else:
+                breastbin = merge_structured(breastbin, table_bb, policy)
+        for task, rec in (("breastbin", breastbin), ("acr", acr), ("density", density)):
+            out[(side, task)] = apply_handling(rec, policy)
+    return out
+
+
+def _emit_labels(cols: dict[str, list], accession: str, patient: str, records, ctx: _Context) -> None:
+    key, pid = _key_columns(accession, patient, ctx)
+    for side in SIDES:
+        for task in BREAST_TASKS:
+            rec = records[(side, task)]
+            cols["key"].append(key)
+            cols["patient_pid"].append(pid)
+            cols["breast_key"].append(f"{key}:{side}")
+            cols["laterality"].append(side)
+            cols["task"].append(task)
+            cols["label"].append(rec.label)
+            cols["u"].append(rec.u)
+            cols["weight"].append(rec.weight)
+            cols["source"].append(rec.source)
+            cols["rule_id"].append(rec.rule_id)
+            cols["evidence"].append(_text(rec.evidence, ctx))
+            cols["conflict"].append(rec.conflict)
+            cols["policy_version"].append(ctx.policy.policy_version)
+            cols["label_detail"].append(rec.detail)
+            cols["missing_reason"].append(rec.missing_reason)
+
+
+_LABEL_COLS = ("key", "patient_pid", "breast_key", "laterality", "task", "label", "u", "weight", "source",
+               "rule_id", "evidence", "conflict", "policy_version", "label_detail", "missing_reason")
+_MENTION_COLS = ("key", "report_row", "section", "span_start", "span_end", "text", "type", "value", "laterality",
+                 "laterality_source", "modifiers", "rule_id")
+
+
+def _process_chunk(args) -> ChunkResult:
+    row0, columns = args
+    ctx = _CTX
+    n = len(columns["report_text"])
+    parsed: list[ParsedReport] = ctx.parser.parse_many(columns["report_text"])
+    mentions = {c: [] for c in _MENTION_COLS}
+    labels = {c: [] for c in _LABEL_COLS}
+    result = ChunkResult(mentions, labels, [], [], Counter(), n)
+    for i in range(n):
+        accession = (columns["accession_number"][i] or "").strip()
+        patient = (columns["patient_id"][i] or "").strip()
+        report = parsed[i]
+        if not accession:
+            result.problems.append((row0 + i, "missing_accession_number"))
+            continue
+        result.reasons[report.reason or "labelled"] += 1
+        for note in report.notes:
+            result.reasons[f"note:{note}"] += 1
+        key, _ = _key_columns(accession, patient, ctx)
+        for m in report.mentions:
+            mentions["key"].append(key)
+            mentions["report_row"].append(row0 + i)
+            mentions["section"].append(m.section)
+            mentions["span_start"].append(m.start)
+            mentions["span_end"].append(m.end)
+            mentions["text"].append(_text(m.text, ctx))
+            mentions["type"].append(m.type)
+            mentions["value"].append(("-" if m.is_range else ",").join(m.values))
+            mentions["laterality"].append(m.laterality)
+            mentions["laterality_source"].append(m.laterality_source)
+            mentions["modifiers"].append(sorted(m.modifiers))
+            mentions["rule_id"].append(m.rule_id)
+        per_report = report_labels(report, ctx.policy, columns["reader_level"][i])
+        if accession in ctx.duplicated:
+            result.held.append((accession, patient, columns["study_date"][i], per_report))
+            continue
+        _emit_labels(labels, accession, patient, final_records(accession, patient, columns["study_date"][i],
+                                                               [per_report], ctx), ctx)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class MiningSummary:
+    n_reports: int = 0
+    n_breast_rows: int = 0
+    n_mentions: int = 0
+    seconds: float = 0.0
+    class_counts: dict[str, dict[str, int]] = field(default_factory=dict)   # task -> label ("missing") -> n
+    share_u_positive: dict[str, float] = field(default_factory=dict)        # task -> share of present labels with u > 0
+    report_outcomes: dict[str, int] = field(default_factory=dict)           # labelled / empty_report / ...
+    problems: dict[str, int] = field(default_factory=dict)                  # reason -> rows
+    policy_version: str = ""
+    n_process: int = 1
+
+    @property
+    def reports_per_second(self) -> float:
+        return self.n_reports / self.seconds if self.seconds else 0.0
+
+
+def _chunks(reports_csv, chunk_rows: int, problems_out: list):
+    bad = BadRows()
+    reader = open_csv_stream(reports_csv, bad_rows=bad)
+    names = [c.strip().lower() for c in reader.schema.names]
+    absent = [c for c in REQUIRED_REPORT_COLUMNS if c not in names]
+    if absent:
+        raise ValueError(f"{reports_csv}: reports.csv lacks required columns {absent}; found {reader.schema.names}")
+    row0 = 0
+    for batch in reader:
+        batch = batch.rename_columns(names)
+        for start in range(0, batch.num_rows, chunk_rows):
+            part = batch.slice(start, chunk_rows)
+            cols = {c: part.column(c).to_pylist() if c in names else [""] * part.num_rows
+                    for c in REQUIRED_REPORT_COLUMNS + OPTIONAL_REPORT_COLUMNS}
+            yield row0, cols
+            row0 += part.num_rows
+    problems_out.extend((n or 0, f"malformed_csv_row: {why}") for n, why in bad.rows)
+
+
+def _duplicated_accessions(reports_csv) -> frozenset[str]:
+    column = read_csv_strings(reports_csv, columns=None).column(
+        next(c for c in read_header(reports_csv) if c.strip().lower() == "accession_number"))
+    column = pc.utf8_trim_whitespace(column)
+    counts = pc.value_counts(column)
+    values, n = counts.field("values"), counts.field("counts")
+    return frozenset(v for v in pc.filter(values, pc.greater(n, 1)).to_pylist() if v)
+
+
+def mine_labels(reports_csv: str | Path, out_dir: str | Path, *, pathology_csv: str | Path | None = None,
+                labels_csv: str | Path | None = None, policy_path: str | Path | None = None,
+                context_rules_path: str | Path | None = None, n_process: int = 1, chunk_rows: int = 2000,
+                key: bytes | None = None) -> MiningSummary:
+    """Write ``breast_labels.parquet``, ``report_mentions.parquet`` and ``label_problems.parquet``."""
+    if n_process < 1:
+        raise ValueError(f"n_process must be >= 1, got {n_process}")
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    policy = load_policy(policy_path)
+    pathology, path_problems = load_pathology(pathology_csv)
+    structured = load_structured_labels(labels_csv, policy) if labels_csv else StructuredLabels()
+    duplicated = _duplicated_accessions(reports_csv)
+    key_column = PSEUDONYMISED_KEY if key is not None else CLI_KEY
+    label_schema = breast_labels_schema(key_column)
+    mention_schema = report_mentions_schema(key_column)
+    init_args = (str(policy_path) if policy_path else None, str(context_rules_path) if context_rules_path else None,
+                 pathology, structured, duplicated, key)
+
+    summary = MiningSummary(policy_version=policy.policy_version, n_process=n_process)
+    class_counts: dict[str, Counter] = defaultdict(Counter)
+    u_positive: Counter = Counter()
+    present: Counter = Counter()
+    outcomes: Counter = Counter()
+    problems: list[tuple[str, int, str]] = [("pathology.csv", r, why) for r, why in path_problems]
+    problems += [("labels.csv", r, why) for r, why in structured.problems]
+    report_problems: list[tuple[int, str]] = []
+    held: list = []
+
+    label_writer = pq.ParquetWriter(out_dir / BREAST_LABELS_FILE, label_schema)
+    mention_writer = pq.ParquetWriter(out_dir / REPORT_MENTIONS_FILE, mention_schema)
+
+    def write(result: ChunkResult) -> None:
+        summary.n_reports += result.n_reports
+        outcomes.update(result.reasons)
+        report_problems.extend(result.problems)
+        held.extend(result.held)
+        _write_labels(label_writer, label_schema, key_column, result.labels)
+        mcols = dict(result.mentions)
+        mcols[key_column] = mcols.pop("key")
+        mention_writer.write_table(pa.Table.from_pydict(mcols, schema=mention_schema))
+        summary.n_mentions += len(mcols["rule_id"])
+        summary.n_breast_rows += len(result.labels["task"])
+        for task, label, u in zip(result.labels["task"], result.labels["label"], result.labels["u"]):
+            class_counts[task][label if label is not None else "missing"] += 1
+            if label is not None:
+                present[task] += 1
+                u_positive[task] += u > 0
+
+    try:
+        chunks = _chunks(reports_csv, chunk_rows, report_problems)
+        if n_process == 1:
+            _init_worker(*init_args)
+            for chunk in chunks:
+                write(_process_chunk(chunk))
+        else:
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            with mp.get_context(method).Pool(n_process, initializer=_init_worker, initargs=init_args) as pool:
+                for result in pool.imap(_process_chunk, chunks, chunksize=1):
+                    write(result)
+            _init_worker(*init_args)
+        if held:
+            # double-read examinations: all their reports are in; merge per accession, in first-seen order
+            groups: dict[str, list] = {}
+            for accession, patient, day, per_report in held:
+                groups.setdefault(accession, []).append((patient, day, per_report))
+            cols = {c: [] for c in _LABEL_COLS}
+            for accession, items in groups.items():
+                patient, day = items[0][0], items[0][1]
+                _emit_labels(cols, accession, patient,
+                             final_records(accession, patient, day, [it[2] for it in items], _CTX), _CTX)
+            _write_labels(label_writer, label_schema, key_column, cols)
+            summary.n_breast_rows += len(cols["task"])
+            for task, label, u in zip(cols["task"], cols["label"], cols["u"]):
+                class_counts[task][label if label is not None else "missing"] += 1
+                if label is not None:
+                    present[task] += 1
+                    u_positive[task] += u > 0
+    finally:
+        label_writer.close()
+        mention_writer.close()
+
+    problems += [("reports.csv", r, why) for r, why in report_problems]
+    pq.write_table(pa.Table.from_pydict({"file": [p[0] for p in problems], "row": [p[1] for p in problems],
+                                         "reason": [p[2] for p in problems]}, schema=REPORT_PROBLEMS_SCHEMA),
+                   out_dir / PROBLEMS_FILE)
+    summary.class_counts = {t: dict(sorted(c.items())) for t, c in sorted(class_counts.items())}
+    summary.share_u_positive = {t: round(u_positive[t] / present[t], 4) if present[t] else 0.0
+                                for t in sorted(class_counts)}
+    summary.report_outcomes = dict(sorted(outcomes.items()))
+    summary.problems = dict(sorted(Counter(f"{f}:{why.split(':')[0]}" for f, _, why in problems).items()))
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _write_labels(writer, schema, key_column, cols) -> None:
+    data = {c: v for c, v in cols.items() if c != "key"}
+    data[key_column] = cols["key"]
+    if key_column != PSEUDONYMISED_KEY:
+        data.pop("patient_pid")
+    writer.write_table(pa.Table.from_pydict(data, schema=schema))
