@@ -135,12 +135,29 @@ class IntensityTransform:
     voi_source: str              # "voi_lut" | "window:<FUNCTION>" | "fallback:<rule>"
     inverted: bool
 
-    def apply(self, stored: np.ndarray) -> np.ndarray:
-        """Float32 in [0, 1]; indexes the table with the raw bit pattern (two's complement when signed)."""
+    @property
+    def table16(self) -> np.ndarray:
+        """The same table in 16-bit display units: round(value x 65535)."""
+        cached = self.__dict__.get("_table16")
+        if cached is None:
+            cached = np.floor(self.table.astype(np.float64) * 65535.0 + 0.5).astype(np.uint16)
+            object.__setattr__(self, "_table16", cached)
+        return cached
+
+    def _codes(self, stored: np.ndarray) -> np.ndarray:
+        """The raw bit pattern of each stored value (two's complement when signed) = the table index."""
         codes = stored.view(np.uint16 if stored.dtype.itemsize == 2 else np.uint8) if self.signed else stored
         if codes.dtype not in (np.uint8, np.uint16):
             codes = codes.astype(np.uint16 if self.table.size > 256 else np.uint8)
-        return np.take(self.table, codes, mode="clip")
+        return codes
+
+    def apply(self, stored: np.ndarray) -> np.ndarray:
+        """Float32 in [0, 1]."""
+        return np.take(self.table, self._codes(stored), mode="clip")
+
+    def apply16(self, stored: np.ndarray) -> np.ndarray:
+        """Uint16 display units (0 = black, 65535 = white)."""
+        return np.take(self.table16, self._codes(stored), mode="clip")
 
 
 def _stored_values(bits_allocated: int, signed: bool) -> np.ndarray:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from curation.decode import REASONS, DecodeError, stored_from_dataset
 from curation.preprocess.config import PreprocessConfig
 from curation.preprocess.phantom import phantom_dataset, phantom_pixels
-from curation.preprocess.steps import (decide_flip, estimate_background, flip_horizontal, largest_component,
+from curation.preprocess.steps import (decide_flip, downsample, estimate_background, flip_horizontal, largest_component,
                                        pad_width_right, padded_width, preprocess, resize_to_height, resized_width,
                                        scale_box, tissue_side)
 
@@ -140,14 +140,25 @@ def test_resize_keeps_the_aspect_ratio_within_half_a_pixel(h, w, H):
     assert abs(out.shape[1] - w * H / h) <= 0.5 or out.shape[1] == 1
 
 
-@given(x0=st.integers(0, 50), y0=st.integers(0, 50), dx=st.integers(1, 50), dy=st.integers(1, 50),
-       f=st.sampled_from([1, 2, 3, 4, 6.5, 8]))
-def test_a_scaled_box_always_covers_the_mask_box_and_stays_in_the_image(x0, y0, dx, dy, f):
-    small = (100, 100)
-    full = (int(100 * f), int(100 * f))
-    X0, Y0, X1, Y1 = scale_box((x0, y0, x0 + dx, y0 + dy), small, full)
-    sx, sy = full[1] / 100, full[0] / 100
-    assert X0 <= x0 * sx and Y0 <= y0 * sy and X1 >= min(full[1], (x0 + dx) * sx) and Y1 <= full[0]
+@given(rows=st.integers(8, 400), cols=st.integers(8, 400), k=st.integers(1, 8), data=st.data())
+def test_a_scaled_box_covers_the_mask_box_exactly_and_reaches_the_edge_it_touches(rows, cols, k, data):
+    small = (max(1, rows // k), max(1, cols // k))
+    full = (small[0] * k + data.draw(st.integers(0, k - 1)), small[1] * k + data.draw(st.integers(0, k - 1)))
+    x0 = data.draw(st.integers(0, small[1] - 1))
+    y0 = data.draw(st.integers(0, small[0] - 1))
+    x1 = data.draw(st.integers(x0 + 1, small[1]))
+    y1 = data.draw(st.integers(y0 + 1, small[0]))
+    X0, Y0, X1, Y1 = scale_box((x0, y0, x1, y1), k, small, full)
+    assert (X0, Y0) == (x0 * k, y0 * k)
+    assert X1 == (full[1] if x1 == small[1] else x1 * k) and Y1 == (full[0] if y1 == small[0] else y1 * k)
+    assert 0 <= X0 < X1 <= full[1] and 0 <= Y0 < Y1 <= full[0]
+
+
+def test_downsampling_uses_an_integer_factor_and_at_least_the_mask_height():
+    small, k = downsample(np.ones((3328, 2560), np.uint16), 512)
+    assert k == 6 and small.shape == (554, 426)
+    same, one = downsample(np.ones((100, 80), np.uint16), 512)
+    assert one == 1 and same.shape == (100, 80)
 
 
 def test_output_height_and_padded_width_follow_the_config():

@@ -29,7 +29,7 @@ def render(pairs: list[tuple[str, dict]], cache_root: str | Path, out_png: str |
     rows = []
     for dicom_path, row in pairs:
         img = read_dicom(dicom_path)
-        small = downsample(img.stored, tile_height * 2)
+        small, _ = downsample(img.stored, tile_height * 2)
         before = _gray_to_bgr(img.transform(small).apply(small))
         sy = small.shape[0] / img.stored.shape[0]
         sx = small.shape[1] / img.stored.shape[1]

@@ -73,6 +73,7 @@ class Background:
     level: float       # typical background intensity (median below the Otsu threshold)
     otsu: float        # Otsu threshold between background and tissue
     threshold: float   # foreground = value > threshold
+    spread: float      # standard deviation of the background class (noise, film grain)
 
 
 def estimate_background(small: np.ndarray, threshold_fraction: float) -> Background:
@@ -90,7 +91,8 @@ def estimate_background(small: np.ndarray, threshold_fraction: float) -> Backgro
     otsu = float(split_u8) / 255.0
     below = small[u8 <= otsu_u8]  # same quantisation as Otsu's split, so the class is never empty
     level = float(np.median(below)) if below.size else 0.0
-    return Background(level=level, otsu=otsu, threshold=level + threshold_fraction * (otsu - level))
+    spread = float(below.std()) if below.size else 0.0
+    return Background(level=level, otsu=otsu, threshold=level + threshold_fraction * (otsu - level), spread=spread)
 
 
 @dataclass(frozen=True)
@@ -130,14 +132,15 @@ def tissue_side(component: np.ndarray, margin: float) -> str | None:
     return None
 
 
-def scale_box(box: tuple[int, int, int, int], small_shape: tuple[int, int],
+def scale_box(box: tuple[int, int, int, int], factor: int, small_shape: tuple[int, int],
               full_shape: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Mask-pixel box (exclusive ends) -> full-resolution box covering the same area, rounded outwards."""
-    sy = full_shape[0] / small_shape[0]
-    sx = full_shape[1] / small_shape[1]
+    """Mask-pixel box (exclusive ends) -> full-resolution box. Mask pixel i covers full pixels
+    [i*factor, (i+1)*factor); the last mask row/column also owns the remainder rows/columns that an
+    integer downsample leaves over, so a box touching the mask edge reaches the image edge."""
     x0, y0, x1, y1 = box
-    return (max(0, int(math.floor(x0 * sx))), max(0, int(math.floor(y0 * sy))),
-            min(full_shape[1], int(math.ceil(x1 * sx))), min(full_shape[0], int(math.ceil(y1 * sy))))
+    X1 = full_shape[1] if x1 >= small_shape[1] else x1 * factor
+    Y1 = full_shape[0] if y1 >= small_shape[0] else y1 * factor
+    return x0 * factor, y0 * factor, min(X1, full_shape[1]), min(Y1, full_shape[0])
 
 
 def box_to_output(box: tuple[float, float, float, float], crop: tuple[int, int, int, int], content_width: int,
@@ -171,11 +174,15 @@ class Preprocessed:
     voi_source: str
 
 
-def downsample(stored: np.ndarray, mask_height: int) -> np.ndarray:
+def downsample(stored: np.ndarray, mask_height: int) -> tuple[np.ndarray, int]:
+    """Area-average by the integer factor k = rows // mask_height (>= 1): OpenCV's integer-factor
+    area path is ~6x faster than a fractional resize and the box maps back exactly (x -> k*x)."""
     h, w = stored.shape
-    if h <= mask_height:
-        return stored
-    return cv2.resize(stored, (resized_width(h, w, mask_height), mask_height), interpolation=cv2.INTER_AREA)
+    k = max(1, h // mask_height)
+    if k == 1:
+        return stored, 1
+    hs, ws = h // k, max(1, w // k)
+    return cv2.resize(stored[: hs * k, : ws * k], (ws, hs), interpolation=cv2.INTER_AREA), k
 
 
 def breast_mask(small01: np.ndarray, config: PreprocessConfig) -> tuple[Background, Component]:
@@ -187,7 +194,7 @@ def breast_mask(small01: np.ndarray, config: PreprocessConfig) -> tuple[Backgrou
     # A flat-field exposure or junk has no breast yet Otsu still splits it in two: require the
     # object to stand out from the background by several background standard deviations.
     if fg.any() and not fg.all():
-        spread = max(float(small01[~fg].std()), 1.0 / 255.0)
+        spread = max(bg.spread, 1.0 / 255.0)
         cnr = (float(np.median(small01[fg])) - bg.level) / spread
         if cnr < config.min_contrast:
             raise DecodeError("no_breast", f"object-to-background contrast {cnr:.1f} background SDs "
@@ -224,24 +231,29 @@ def preprocess(img: StoredImage, config: PreprocessConfig, laterality: str | Non
         raise DecodeError("too_small", f"{rows}x{cols} < {config.min_size} pixels")
     tag = laterality if laterality in ("L", "R") else img.laterality
 
-    small = downsample(img.stored, config.mask_height)
+    small, factor = downsample(img.stored, config.mask_height)
     transform = transform or img.transform(small, for_processing=config.for_processing)
     small01 = transform.apply(small)
     bg, comp = breast_mask(small01, config)
     flip, from_pixels, disagree = decide_flip(tag, tissue_side(comp.mask, config.side_margin))
 
-    x0, y0, x1, y1 = scale_box(comp.box, small.shape, img.stored.shape)
-    crop01 = transform.apply(img.stored[y0:y1, x0:x1])
-    out = resize_to_height(crop01, config.height)
+    x0, y0, x1, y1 = scale_box(comp.box, factor, small.shape, img.stored.shape)
+    # The display transform runs on the full-resolution crop, before any resampling (a clipping
+    # window does not commute with area averaging); in 16-bit display units, which is exactly
+    # the cache's precision and half the memory traffic of float32.
+    crop16 = transform.apply16(img.stored[y0:y1, x0:x1])
+    out16 = resize_to_height(crop16, config.height)
     # zero every pixel outside the breast object (labels, markers, background) at output size
     bx0, by0, bx1, by1 = comp.box
-    keep = cv2.resize(comp.mask[by0:by1, bx0:bx1], (out.shape[1], out.shape[0]), interpolation=cv2.INTER_NEAREST)
-    out *= keep
-    if config.intensity_rescale == "minmax":
-        top = float(out.max())
-        if top <= 0:
-            raise DecodeError("no_breast", "the breast object is black after the display transform")
-        out *= np.float32(1.0 / top)
+    keep = cv2.resize(comp.mask[by0:by1, bx0:bx1], (out16.shape[1], out16.shape[0]),
+                      interpolation=cv2.INTER_NEAREST)
+    np.multiply(out16, keep, out=out16, casting="unsafe")
+    top = int(out16.max())
+    if top == 0:
+        raise DecodeError("no_breast", "the breast object is black after the display transform")
+    scale = 1.0 / (top if config.intensity_rescale == "minmax" else 65535)
+    out = out16.astype(np.float32)
+    out *= np.float32(scale)
     np.clip(out, 0.0, 1.0, out=out)
     if flip:
         out = flip_horizontal(out)
