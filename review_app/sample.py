@@ -6,6 +6,7 @@ pseudonymised exactly as the pipeline does, so the report join is the real one.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -95,3 +96,45 @@ def _label(*, task: str, label: str | None, u: float, source: str, rule_id: str,
     return {**keys, "task": task, "label": label, "u": u, "weight": 0.0 if label is None else 1.0 - u,
             "source": source, "rule_id": rule_id, "evidence": evidence, "conflict": conflict,
             "policy_version": "sample"}
+
+
+# ---- a ready app on the sample home (tests, trying the app locally) ------------------------
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+DECISION_ID_RE = re.compile(r'name="decision_id" value="([0-9a-f]{32})"')
+VERSION_RE = re.compile(r'name="version" value="(\d+)"')
+
+
+def build_sample_app(root: Path, key: bytes, *, annotators: dict[str, str] | None = None,
+                     db_url: str | None = None, **settings_overrides):
+    """(settings, app) on a fresh sample home with its queue synced and the given annotators."""
+    from review_app.accounts import create_user
+    from review_app.settings import ReviewSettings, default_db_url
+    from review_app.tables import build_queue_for_home, queue_path, sync_into_db, write_queue
+    from review_app.web import create_app
+
+    home = build_sample_home(root, key)
+    queue, _ = build_queue_for_home(home)
+    write_queue(queue, queue_path(home))
+    settings = ReviewSettings(mammo_home=home.root, db_url=db_url or default_db_url(home),
+                              secret_key="sample-secret-" + "x" * 32, **settings_overrides)
+    sync_into_db(settings.db_url, queue)
+    app = create_app(settings, pseudonym_key=key)
+    with app.state.session_factory() as session:
+        for name, password in (annotators or {}).items():
+            create_user(session, name, password)
+        session.commit()
+    return settings, app
+
+
+def login(client, username: str, password: str):
+    """Sign ``client`` (TestClient or httpx.Client) in through the real form; returns the response."""
+    page = client.get("/login")
+    token = CSRF_RE.search(page.text).group(1)
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token,
+                                       "next": "/queue"}, follow_redirects=False)
+
+
+def form_fields(html: str) -> dict[str, str]:
+    """csrf_token, version and decision_id of an item page's decision form."""
+    return {"csrf_token": CSRF_RE.search(html).group(1), "version": VERSION_RE.search(html).group(1),
+            "decision_id": DECISION_ID_RE.search(html).group(1)}

@@ -1,0 +1,209 @@
+"""The review app through its HTTP API (FastAPI TestClient): pages, decisions, conflicts, export."""
+
+import re
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, text
+
+from argon2 import PasswordHasher
+
+from curation.pseudonym import DEMO_KEY
+from review_app import accounts
+from review_app import APP_VERSION
+from review_app.export import ADJUDICATION_COLUMNS
+from review_app.sample import REPORTS, build_sample_app, form_fields, login
+from review_app.storage import AppendOnlyError, Decision, QueueItem
+from review_app.tables import export_adjudications
+
+KEY = DEMO_KEY.encode()
+USERS = {"alice": "alice-password", "bob": "bob-password"}
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(monkeypatch):
+    # production cost (64 MiB, 3 passes) makes every fixture's accounts cost ~1 s on a busy CI box;
+    # the algorithm and code path stay the same
+    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+@pytest.fixture()
+def sample(tmp_path):
+    settings, app = build_sample_app(tmp_path / "home", KEY, annotators=USERS)
+    return settings, app
+
+
+@pytest.fixture()
+def alice(sample):
+    client = TestClient(sample[1])
+    assert login(client, "alice", USERS["alice"]).status_code == 303
+    return client
+
+
+@pytest.fixture()
+def bob(sample):
+    client = TestClient(sample[1])
+    assert login(client, "bob", USERS["bob"]).status_code == 303
+    return client
+
+
+def item_id(app, task: str) -> int:
+    with app.state.session_factory() as session:
+        return session.scalar(select(QueueItem.id).where(QueueItem.task == task).order_by(QueueItem.priority))
+
+
+def decide(client, iid: int, action: str, fields: dict | None = None):
+    page = client.get(f"/items/{iid}")
+    data = dict(fields or form_fields(page.text), action=action)
+    return client.post(f"/items/{iid}/decision", data=data, follow_redirects=False)
+
+
+def decisions(app) -> list[Decision]:
+    with app.state.session_factory() as session:
+        return list(session.scalars(select(Decision).order_by(Decision.id)))
+
+
+def test_landing_page_answers_without_login(sample):
+    response = TestClient(sample[1]).get("/")
+    assert response.status_code == 200
+    assert "Sign in to review" in response.text
+
+
+def test_queue_lists_pathology_conflict_first_with_progress(alice):
+    page = alice.get("/queue")
+    assert page.status_code == 200
+    rows = re.findall(r"<tr>\s*<td>(\d+)</td><td>([^<]+)</td>", page.text)
+    assert [int(p) for p, _ in rows] == [1, 2, 3]
+    assert rows[0][1] == "Malignancy"
+    assert "pathology disagrees with the report" in page.text
+    assert "0 of 3 flagged labels decided" in re.sub(r"</?strong>", "", page.text)
+
+
+def test_next_hands_out_the_highest_priority_item(sample, alice):
+    response = alice.get("/next", follow_redirects=False)
+    assert response.headers["location"] == f"/items/{item_id(sample[1], 'breastbin')}"
+
+
+def test_item_page_shows_report_with_evidence_highlighted_and_no_raw_identifiers(sample, alice):
+    page = alice.get(f"/items/{item_id(sample[1], 'breastbin')}")
+    assert page.status_code == 200
+    assert "<mark>probably benign</mark>" in page.text
+    assert "grouped microcalcifications" in page.text        # the report text itself
+    for accession, patient, *_ in REPORTS:                     # raw identifiers never appear
+        assert accession not in page.text and patient not in page.text
+    assert "R1" not in re.sub(r"<[^>]+>", " ", page.text).split()  # nor the reader id
+
+
+def test_image_endpoint_serves_a_downscaled_8_bit_png(tmp_path):
+    settings, app = build_sample_app(tmp_path / "home", KEY, annotators=USERS, preview_height=64)
+    client = TestClient(app)
+    login(client, "alice", USERS["alice"])
+    response = client.get(f"/items/{item_id(app, 'breastbin')}/images/0.png")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    image = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert image.dtype == np.uint8 and image.shape == (64, 43)   # 96x64 cache image at height 64
+    assert client.get(f"/items/{item_id(app, 'breastbin')}/images/99.png").status_code == 404
+
+
+def test_confirm_records_who_when_previous_value_and_app_version(sample, alice):
+    iid = item_id(sample[1], "breastbin")
+    response = decide(alice, iid, "confirm")
+    assert response.status_code == 303 and response.headers["location"] == "/next"
+    (d,) = decisions(sample[1])
+    assert (d.annotator, d.decision, d.label, d.previous_label, d.previous_u, d.app_version) == \
+           ("alice", "confirm", "1", "1", pytest.approx(0.3), APP_VERSION)
+    assert d.base_version == 0 and d.resulting_version == 1
+    with sample[1].state.session_factory() as session:
+        item = session.get(QueueItem, iid)
+        assert (item.status, item.current_label, item.current_u, item.version) == ("decided", "1", 0.0, 1)
+
+
+def test_correct_stores_the_chosen_class(sample, alice):
+    iid = item_id(sample[1], "acr")
+    assert decide(alice, iid, "correct:4").status_code == 303
+    (d,) = decisions(sample[1])
+    assert (d.decision, d.label, d.previous_label) == ("correct", "4", "3")
+
+
+def test_correct_to_a_class_outside_the_vocabulary_is_refused(sample, alice):
+    response = decide(alice, item_id(sample[1], "density"), "correct:E")
+    assert response.status_code == 400
+    assert "not a valid density label" in response.text
+    assert decisions(sample[1]) == []
+
+
+def test_unknown_clears_the_label_and_skip_only_moves_the_annotator_on(sample, alice):
+    density, acr = item_id(sample[1], "density"), item_id(sample[1], "acr")
+    decide(alice, density, "unknown")
+    decide(alice, acr, "skip")
+    unknown, skip = decisions(sample[1])
+    assert (unknown.label, unknown.resulting_version) == (None, 1)
+    assert (skip.decision, skip.resulting_version) == ("skip", None)
+    with sample[1].state.session_factory() as session:
+        assert session.get(QueueItem, acr).status == "open"          # still open for others
+    # alice is not handed the skipped item again; bob is
+    assert alice.get("/next", follow_redirects=False).headers["location"] != f"/items/{acr}"
+
+
+def test_second_annotator_on_the_same_item_gets_a_clear_conflict(sample, alice, bob):
+    iid = item_id(sample[1], "breastbin")
+    alice_form = form_fields(alice.get(f"/items/{iid}").text)
+    bob_form = form_fields(bob.get(f"/items/{iid}").text)
+    assert alice.post(f"/items/{iid}/decision", data=dict(alice_form, action="confirm"),
+                      follow_redirects=False).status_code == 303
+    late = bob.post(f"/items/{iid}/decision", data=dict(bob_form, action="correct:0"), follow_redirects=False)
+    assert late.status_code == 409
+    assert "Not saved: alice decided this item (confirm)" in late.text
+    assert [d.annotator for d in decisions(sample[1])] == ["alice"]   # bob's did not overwrite
+
+
+def test_resubmitting_the_same_form_stores_one_decision(sample, alice):
+    iid = item_id(sample[1], "acr")
+    form = dict(form_fields(alice.get(f"/items/{iid}").text), action="correct:4")
+    first = alice.post(f"/items/{iid}/decision", data=form, follow_redirects=False)
+    again = alice.post(f"/items/{iid}/decision", data=form, follow_redirects=False)
+    assert first.status_code == again.status_code == 303
+    assert len(decisions(sample[1])) == 1
+
+
+def test_decisions_are_append_only(sample, alice):
+    decide(alice, item_id(sample[1], "acr"), "correct:4")
+    factory = sample[1].state.session_factory
+    with factory() as session:
+        d = session.scalar(select(Decision))
+        d.label = "2"
+        with pytest.raises(AppendOnlyError):
+            session.flush()
+    with factory() as session, pytest.raises(Exception, match="append-only"):
+        session.execute(text("UPDATE decisions SET label = '2'"))
+    with factory() as session, pytest.raises(Exception, match="append-only"):
+        session.execute(text("DELETE FROM decisions"))
+
+
+def test_progress_per_annotator(sample, alice, bob):
+    decide(alice, item_id(sample[1], "breastbin"), "confirm")
+    decide(bob, item_id(sample[1], "acr"), "correct:4")
+    decide(bob, item_id(sample[1], "density"), "skip")
+    stats = alice.get("/api/progress").json()
+    assert (stats["items"], stats["decided"], stats["open"]) == (3, 2, 1)
+    assert {a["annotator"]: (a["confirm"], a["correct"], a["skip"]) for a in stats["annotators"]} == \
+           {"alice": (1, 0, 0), "bob": (0, 1, 1)}
+    page = alice.get("/queue").text
+    assert "You: 1 decided (1 confirmed, 0 corrected" in re.sub(r"\s+", " ", page)
+
+
+def test_export_writes_contract_columns_and_is_byte_stable(sample, alice, tmp_path):
+    decide(alice, item_id(sample[1], "acr"), "correct:4")
+    decide(alice, item_id(sample[1], "density"), "skip")
+    settings = sample[0]
+    first = export_adjudications(settings.db_url, tmp_path / "a.parquet")
+    export_adjudications(settings.db_url, tmp_path / "b.parquet")
+    assert list(first.columns) == ADJUDICATION_COLUMNS
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    back = pd.read_parquet(tmp_path / "a.parquet")
+    assert list(back["decision"]) == ["correct", "skip"]
+    assert back.loc[0, "target_key"].startswith("A-") and back.loc[0, "target_level"] == "breast"
+    assert str(back["decided_at"].dtype) == "datetime64[us, UTC]"
