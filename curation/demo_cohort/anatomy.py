@@ -76,6 +76,23 @@ def smooth_noise(rng: np.random.Generator, height: int, width: int, cells: int) 
     return (field - field.mean()) / (field.std() + 1e-6)
 
 
+def radial_streaks(rng: np.random.Generator, geom: "Geometry") -> np.ndarray:
+    """Noise stretched along lines converging on the nipple: ducts and Cooper's ligaments
+    run radially from the nipple towards the chest wall, which gives parenchyma its grain."""
+    n_rho, n_theta = 6, 72
+    grid = rng.standard_normal((n_rho, n_theta)).astype(np.float32)
+    xs, ys = coordinates(geom.height, geom.width)
+    dx, dy = xs - geom.a, ys - geom.cy
+    rho = np.sqrt(dx ** 2 + dy ** 2) / max(geom.a, 1.0)
+    theta = np.arctan2(dy, -dx)                       # 0 = straight towards the chest wall
+    map_x = ((theta + np.pi) / (2 * np.pi) * (n_theta - 1)).astype(np.float32)
+    map_y = np.clip(rho * (n_rho - 1), 0, n_rho - 1).astype(np.float32)
+    field = cv2.remap(grid, map_x, map_y, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    field = (field - field.mean()) / (field.std() + 1e-6)
+    # the lines converge behind the nipple, not into a visible star at it
+    return field * np.clip((rho - 0.05) / 0.3, 0.0, 1.0)
+
+
 def coordinates(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     ys = np.arange(height, dtype=np.float32)[:, None]
     xs = np.arange(width, dtype=np.float32)[None, :]
@@ -91,7 +108,7 @@ def silhouette(geom: Geometry) -> tuple[np.ndarray, np.ndarray]:
     thickness = np.clip((1.0 - r) / 0.2, 0.0, 1.0)
     if geom.pec_w > 0:
         # axillary tail: the tissue between the pectoral muscle and the breast ellipse
-        ax, ay = geom.pec_w * 1.45, max(geom.pec_h * 1.15, geom.cy)
+        ax, ay = geom.pec_w * 1.9, max(geom.pec_h * 1.3, geom.cy + 0.1 * geom.height)
         axilla = xs < ax * (1.0 - ys / ay)
         d_ax = np.clip((ax * (1.0 - ys / ay) - xs) / (0.15 * ax), 0.0, 1.0)
         thickness = np.maximum(thickness, np.where(axilla, d_ax, 0.0))
@@ -122,7 +139,7 @@ def fibroglandular(rng: np.random.Generator, geom: Geometry, inside: np.ndarray,
     v = (ys - geom.cy) / geom.b
     prior = np.exp(-((u - 0.45) ** 2) / 0.12 - (v ** 2) / 0.45) * thickness
     field = (0.50 * smooth_noise(rng, h, w, 7) + 0.35 * smooth_noise(rng, h, w, 18)
-             + 0.25 * smooth_noise(rng, h, w, 45) + 2.0 * prior)
+             + 0.25 * smooth_noise(rng, h, w, 45) + 0.35 * radial_streaks(rng, geom) + 2.0 * prior)
     frac = GLAND_FRACTION[density]
     threshold = np.quantile(field[inside], 1.0 - frac) if inside.any() else 0.0
     # a soft edge: parenchyma interleaves with fat rather than ending in a cliff
@@ -136,9 +153,9 @@ def render_anatomy(rng: np.random.Generator, geom: Geometry, density: str) -> tu
     inside, thickness = silhouette(geom)
     gland = fibroglandular(rng, geom, inside, thickness, density)
     pec = pectoral(geom) * inside
-    texture = smooth_noise(rng, h, w, 90)
-    tissue = (0.22 + 0.14 * thickness + 0.20 * gland * np.sqrt(thickness)
-              + (0.02 + 0.03 * gland) * texture * thickness + 0.22 * pec)
+    texture = 0.6 * radial_streaks(rng, geom) + 0.4 * smooth_noise(rng, h, w, 70)
+    tissue = (0.12 + 0.24 * thickness + 0.20 * gland * np.sqrt(thickness)
+              + (0.015 + 0.03 * gland) * texture * thickness + 0.22 * pec)
     image = np.where(inside, tissue, BACKGROUND_LEVEL).astype(np.float32)
     # the skin line blurs into the background over a few pixels
     k = max(3, int(round(h / 256)) * 2 + 1)

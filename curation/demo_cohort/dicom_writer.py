@@ -65,10 +65,6 @@ def _other_view(view: str) -> str:
     return "CC" if view != "CC" else "MLO"
 
 
-def _person_name(value: str) -> str:
-    return value
-
-
 def build_dataset(exam: ExamPlan, view: ImagePlan, pixels: StoredPixels, uids: dict[str, str],
                   choices: HeaderChoices) -> FileDataset:
     sop_class = MG_FOR_PROCESSING if exam.for_processing else MG_FOR_PRESENTATION

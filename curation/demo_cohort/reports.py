@@ -159,7 +159,7 @@ class _Writer:
                                    ", likely benign" if f.category == 2 else ", probably benign"))
         elif f.kind == "calc_benign":
             text = self.pick(("Scattered coarse calcifications", "Vascular calcifications",
-                              "Popcorn-type calcification", "Round punctate calcifications, scattered bilateral-type"))
+                              "Popcorn-type calcification", "Round punctate calcifications"))
             if not neutral:
                 text += self.pick((", benign", " of benign appearance", ", typically benign"))
         elif f.kind == "mass_indeterminate":

@@ -1,0 +1,200 @@
+"""The truth table describes the files exactly: boxes, orientation, defects, labels and proportions."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+from pydicom.errors import InvalidDicomError
+
+from curation.demo_cohort import generate_cohort
+from curation.demo_cohort.defects import DEFECT_KINDS
+from curation.demo_cohort.plan import FOLLOW_UP_CONFIRMS_DAYS, plan_exam
+from curation.demo_cohort.profiles import profile
+from curation.demo_cohort.render import render_view
+from curation.demo_cohort.reports import write_report
+from curation.demo_cohort.seeding import rng_for
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory) -> Path:
+    """Enough images (>= 400) for every defect kind to be planted, at a tiny height."""
+    out = tmp_path_factory.mktemp("hmi_big")
+    generate_cohort("hmi", 105, 3, out, height=64)
+    return out
+
+
+@pytest.fixture(scope="module")
+def truth(big) -> pd.DataFrame:
+    return pd.read_parquet(big / "truth.parquet")
+
+
+def _display(ds) -> np.ndarray:
+    arr = ds.pixel_array.astype(np.float64)
+    return arr.max() - arr if ds.PhotometricInterpretation == "MONOCHROME1" else arr
+
+
+def test_every_file_under_dicom_has_exactly_one_image_row(big, truth):
+    files = sorted(p.relative_to(big).as_posix() for p in (big / "dicom").rglob("*.dcm"))
+    images = truth[truth.level == "image"]
+    assert sorted(images.file) == files
+    assert images.file.is_unique
+
+
+def test_every_defect_kind_is_planted_and_behaves_as_recorded(big, truth):
+    images = truth[truth.level == "image"]
+    planted = images.dropna(subset=["planted_defect"])
+    assert set(planted.planted_defect) == set(DEFECT_KINDS)
+    assert len(planted) <= 0.03 * len(images)
+    for row in planted.itertuples():
+        path = big / row.file
+        kind = row.planted_defect
+        if kind == "not_dicom":
+            with pytest.raises(InvalidDicomError):
+                pydicom.dcmread(path)
+        elif kind == "truncated":
+            with pytest.raises(Exception):
+                pydicom.dcmread(path).pixel_array
+        elif kind == "wrong_modality":
+            assert pydicom.dcmread(path).Modality == "CT"
+        elif kind == "no_pixel_data":
+            assert "PixelData" not in pydicom.dcmread(path)
+        elif kind == "duplicate_sop":
+            originals = images[(images.sop_instance_uid == row.sop_instance_uid) & images.planted_defect.isna()]
+            assert len(originals) == 1
+            assert path.read_bytes() == (big / originals.file.iloc[0]).read_bytes()
+        elif kind == "laterality_unknown":
+            ds = pydicom.dcmread(path)
+            assert not {"ImageLaterality", "Laterality", "PatientOrientation", "SeriesDescription"} & set(ds.dir())
+            assert ds.pixel_array.shape == (64, row.cols)
+
+
+def test_no_defects_option_plants_none(tmp_path):
+    summary = generate_cohort("inb", 4, 3, tmp_path / "clean", height=64, defects=False)
+    truth = pd.read_parquet(tmp_path / "clean" / "truth.parquet")
+    assert summary.defects == {} and truth.planted_defect.isna().all()
+
+
+def test_lesion_boxes_lie_inside_the_image_and_every_malignant_image_has_one(truth):
+    images = truth[(truth.level == "image") & truth.planted_defect.isna()]
+    for row in images.itertuples():
+        for x0, y0, x1, y1 in row.lesion_boxes:
+            assert 0 <= x0 < x1 <= row.cols and 0 <= y0 < y1 <= row.rows
+        if row.malignant:
+            assert len(row.lesion_boxes) >= 1
+    assert images[images.acr == 1].lesion_boxes.map(len).eq(0).all()
+
+
+def test_chest_wall_is_on_the_side_the_laterality_implies(big, truth):
+    images = truth[(truth.level == "image") & truth.planted_defect.isna()]
+    assert (images.chest_wall_side == images.laterality.map({"L": "left", "R": "right"})).all()
+    for row in images.head(60).itertuples():
+        img = _display(pydicom.dcmread(big / row.file))
+        for x0, y0, x1, y1 in row.text_boxes:  # ignore burned-in letters when judging tissue
+            img[y0:y1, x0:x1] = np.median(img)
+        strip = max(2, int(row.cols) // 10)
+        left, right = img[:, :strip].mean(), img[:, -strip:].mean()
+        assert (left > right) == (row.laterality == "L"), row.file
+
+
+def test_burned_in_text_stays_outside_the_breast():
+    prof = profile("vtb")
+    checked = 0
+    for index in range(8):
+        exam = plan_exam(prof, 5, index)
+        for view in exam.images:
+            for height in (64, 200):
+                rendered = render_view(exam, view, height, 5)
+                assert rendered.text_boxes, (index, view)
+                for x0, y0, x1, y1 in rendered.text_boxes:
+                    assert not rendered.mask[y0:y1, x0:x1].any()
+                    checked += 1
+    assert checked > 50
+
+
+def _plans(cohort: str, n: int, seed: int = 0):
+    prof = profile(cohort)
+    for i in range(n):
+        exam = plan_exam(prof, seed, i)
+        yield exam, *write_report(exam, prof, rng_for(seed, cohort, i, "report"))
+
+
+def test_cohort_proportions_follow_the_paper_datasets():
+    stats = {}
+    for cohort in ("hmi", "inb", "vtb"):
+        breasts, vendors, acr_missing, density_missing = [], Counter(), 0, 0
+        for exam, _report, labels in _plans(cohort, 300):
+            vendors[exam.manufacturer] += 1
+            for lat in ("L", "R"):
+                breasts.append(exam.breasts[lat].malignant)
+                acr_missing += labels.acr[lat] is None
+                density_missing += labels.density[lat] is None
+        stats[cohort] = (np.mean(breasts), vendors, acr_missing / len(breasts), density_missing / len(breasts))
+    hmi, inb, vtb = stats["hmi"], stats["inb"], stats["vtb"]
+    assert 0.40 < hmi[0] < 0.60 and 0.18 < inb[0] < 0.32 and vtb[0] < 0.08
+    assert len(hmi[1]) == 4 and min(hmi[1].values()) > 45
+    assert list(inb[1]) == ["SIEMENS"]
+    assert vtb[1].most_common(1)[0][0] == "HOLOGIC, Inc." and len(vtb[1]) > 1
+    # hmi and inb are fully labelled (the addendum cases still give a final category)
+    assert hmi[2] == inb[2] == 0 and hmi[3] == inb[3] == 0
+    assert vtb[2] > 0.3 and vtb[3] > 0.2
+
+
+def test_reports_vary_in_wording_as_real_reports_do():
+    texts = [r.report_text for c in ("hmi", "inb", "vtb") for _e, r, _l in _plans(c, 150) if r is not None]
+    joined = "\n".join(texts)
+    spellings = {m.group(0) for m in re.finditer(r"(?i)\b(bi-?rads|birads)(\s+category)?[\s:\-]*", joined)}
+    assert len(spellings) >= 6
+    for phrase in ("4A", "4B", "probably benign", "cannot exclude", "No suspicious mass", "ADDENDUM", "ACR type",
+                   "heterogeneously dense", "between b and c", "right, BI-RADS", "bilaterally"):
+        assert re.search(re.escape(phrase), joined, flags=re.IGNORECASE), phrase
+    assert len({t.split()[0] for t in texts}) >= 10                # many ways to start a report
+    assert any(re.search(r"\b[A-D]\s*[–/]\s*[A-D]\b", t) for t in texts)   # density ranges
+    lengths = np.array([len(t) for t in texts])
+    assert 200 < np.median(lengths) < 700
+
+
+def test_report_labels_are_what_the_text_states():
+    for cohort in ("hmi", "vtb"):
+        for exam, report, labels in _plans(cohort, 200):
+            if report is None:
+                assert labels.acr == {"L": None, "R": None}
+                continue
+            text = report.report_text
+            lower = text.lower()
+            # no planted identity ever reaches the report text
+            for value in (exam.patient_id, exam.accession, exam.patient_name.split("^")[1], exam.referring.split("^")[1]):
+                assert value not in text
+            if labels.acr["L"] is None and labels.acr["R"] is None:
+                assert not re.search(r"(bi-?rads|birads)[\s:\-]*(category\s*)?[0-6]", lower)
+                assert "negative mammogram" not in lower and "probably benign" not in lower
+            for lat in ("L", "R"):
+                if labels.revised_by_addendum[lat]:
+                    assert "addendum" in lower and str(labels.acr[lat]) in lower.split("addendum", 1)[1]
+                if labels.acr[lat] is not None and not labels.revised_by_addendum[lat]:
+                    assert labels.acr[lat] == exam.breasts[lat].acr
+            if labels.density["L"] is not None:
+                assert labels.density == {lat: exam.breasts[lat].density for lat in ("L", "R")}
+
+
+def test_pathology_rows_back_the_pathology_truth(big, truth):
+    pathology = pd.read_csv(big / "pathology.csv")
+    reports = pd.read_csv(big / "reports.csv")
+    assert set(pathology.result) <= {"malignant", "benign", "high_risk"}
+    assert set(pathology.source) <= {"biopsy", "surgery", "follow_up"}
+    study = dict(zip(reports.patient_id, pd.to_datetime(reports.study_date)))
+    breasts = truth[truth.level == "breast"].set_index(["patient_id", "laterality"])
+    for (pid, lat), rows in pathology.groupby(["patient_id", "laterality"]):
+        days = (pd.to_datetime(rows.date) - study[pid]).dt.days
+        assert (days > 0).all()
+        expected = 1 if (rows.result == "malignant").any() else 0 if (
+            rows.source.isin(["biopsy", "surgery"]).any() or (days >= FOLLOW_UP_CONFIRMS_DAYS).any()) else None
+        got = breasts.loc[(pid, lat), "pathology_malignant"]
+        assert (None if pd.isna(got) else int(got)) == expected
+    malignant = truth[(truth.level == "breast") & (truth.malignant == 1)]
+    assert malignant.pathology_malignant.eq(1).all()        # hmi: every cancer is biopsy-proven
