@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from curation.tasks import ALL_MODEL_TASKS, LABEL_TASKS
+from curation.tasks import ALL_MODEL_TASKS, LABEL_TASKS, TASKS
 
 from model import metrics as M
 
@@ -227,6 +227,9 @@ class Budget(BaseModel):
 
 
 BUDGETS: dict[str, Budget] = {
+    # the assets' defaults (make demo): Table 2/3 built from the demo's own models, nothing retrained
+    "demo": Budget(name="demo", height=256, width=128, epochs=5, finetune_epochs=2, batch_size=16,
+                   seeds=1, ensemble_size=2, mc_passes=10, n_bootstrap=1000),
     "small": Budget(name="small", height=128, width=64, epochs=4, finetune_epochs=2, batch_size=16,
                     seeds=1, ensemble_size=2, mc_passes=10, n_bootstrap=500),
     "paper": Budget(name="paper", height=512, width=256, epochs=100, finetune_epochs=20, batch_size=16,
@@ -700,3 +703,139 @@ def write_tables(spec: TableSpec, results: Mapping[str, Mapping[str, list[dict]]
         frame[frame["table"] == table].reset_index(drop=True).to_parquet(pq_path, index=False)
         written += [md, pq_path]
     return written
+
+
+# ================================================================================================
+# 4. The runs table and the evaluation report of the assets' models
+# ================================================================================================
+RUN_ROLES = ("mtl", "baseline", "ensemble", "mc_dropout", "finetuned")
+RUNS_COLUMNS = ("run_id", "role", "asset", "name", "created_at", "dagster_run_id", "config_hash", "manifest_hash",
+                "model_path", "train_keys", "seed", "tasks", "height", "width", "epochs", "batch_size",
+                "learning_rate", "label_plan", "spec", "budget", "metrics", "hmi_test_breastbin_auc",
+                "inb_breastbin_auc", "train_seconds")
+
+
+def runs_table_path(models_root: Path) -> Path:
+    return Path(models_root) / "runs.parquet"
+
+
+def run_record(summary: Mapping, *, asset: str, created_at: str, dagster_run_id: str = "") -> dict:
+    """One runs-table row from a ``summary.json`` written by the training process."""
+    cfg = summary["train_config"]
+    metrics = summary.get("metrics", {})
+    return {
+        "run_id": summary["eval_key"], "role": summary["role"], "asset": asset, "name": summary["name"],
+        "created_at": created_at, "dagster_run_id": dagster_run_id, "config_hash": summary["config_hash"],
+        "manifest_hash": summary["manifest_hash"], "model_path": "; ".join(summary["model_paths"]),
+        "train_keys": json.dumps(summary["train_keys"]), "seed": int(summary["seed"]),
+        "tasks": ",".join(cfg["tasks"]), "height": int(cfg["height"]), "width": int(cfg["width"]),
+        "epochs": int(cfg["epochs"]), "batch_size": int(cfg["batch_size"]), "learning_rate": float(cfg["learning_rate"]),
+        "label_plan": json.dumps(summary["spec"]["labels"], sort_keys=True),
+        "spec": json.dumps(summary["spec"], sort_keys=True), "budget": json.dumps(summary["budget"], sort_keys=True),
+        "metrics": json.dumps(metrics, sort_keys=True),
+        "hmi_test_breastbin_auc": (metrics.get("hmi_test") or {}).get("breastbin_auc"),
+        "inb_breastbin_auc": (metrics.get("inb") or {}).get("breastbin_auc"),
+        "train_seconds": (summary.get("timing") or {}).get("seconds"),
+    }
+
+
+def append_runs(models_root: Path, records: Sequence[Mapping]) -> pd.DataFrame:
+    """Append rows to ``models/runs.parquet`` (a history: a retrain adds a row, never rewrites one)."""
+    path = runs_table_path(models_root)
+    new = pd.DataFrame([{c: r.get(c) for c in RUNS_COLUMNS} for r in records], columns=list(RUNS_COLUMNS))
+    old = pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=list(RUNS_COLUMNS))
+    frames = [f for f in (old, new) if not f.empty]
+    table = pd.concat(frames, ignore_index=True) if frames else new
+    for col in ("hmi_test_breastbin_auc", "inb_breastbin_auc", "train_seconds", "learning_rate"):
+        table[col] = pd.to_numeric(table[col], errors="coerce")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".parquet.tmp")
+    table.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return table
+
+
+def latest_runs(models_root: Path, roles: Sequence[str] = RUN_ROLES) -> dict[str, dict]:
+    """The most recent row per role (what the evaluation reports)."""
+    path = runs_table_path(models_root)
+    if not path.is_file():
+        return {}
+    table = pd.read_parquet(path)
+    out = {}
+    for role in roles:
+        part = table[table["role"] == role]
+        if len(part):
+            out[role] = part.sort_values("created_at", kind="mergesort").iloc[-1].to_dict()
+    return out
+
+
+def evaluate_runs(models_root: Path, reports_root: Path, *, n_bootstrap: int = M.DEFAULT_BOOTSTRAP, seed: int = 0,
+                  tsne: bool = True, log: Callable[[str], None] = print) -> tuple[dict, dict[str, Path]]:
+    """Evaluate the latest run of each role on every test set it predicted, write
+    ``reports/evaluation.json`` and the plots; returns ``(document, {plot name: path})``.
+
+    p-values are DeLong tests against the MTL model on the same images (the paper's "p-value to ours").
+    """
+    from model import plots as P
+
+    runs = latest_runs(models_root)
+    if "mtl" not in runs:
+        raise FileNotFoundError(f"no MTL run in {runs_table_path(models_root)}; materialise mtl_model first")
+    preds: dict[str, dict[str, pd.DataFrame]] = {}
+    for role, rec in runs.items():
+        for ds in DATASETS:
+            f = Path(models_root) / rec["run_id"] / "predictions" / f"{ds}.parquet"
+            if f.is_file():
+                preds.setdefault(role, {})[ds] = pd.read_parquet(f)
+            else:
+                log(f"{role}: no predictions for {ds} ({f} missing)")
+    models: dict[str, dict] = {}
+    for role, by_ds in preds.items():
+        for ds, frame in by_ds.items():
+            ref = preds.get("mtl", {}).get(ds) if role != "mtl" else None
+            m = M.evaluate_predictions(frame, n_bootstrap=n_bootstrap, seed=seed, reference=ref)
+            m.update(run_id=runs[role]["run_id"], config_hash=runs[role]["config_hash"],
+                     manifest_hash=runs[role]["manifest_hash"])
+            models.setdefault(role, {})[ds] = m
+    plots: dict[str, Path] = {}
+    plot_dir = Path(reports_root) / "plots"
+    for ds in DATASETS:
+        curves = {role: (M.breast_level(by[ds])["breastbin"].to_numpy(dtype=float),
+                         M.breast_level(by[ds])["p_breastbin"].to_numpy(dtype=float))
+                  for role, by in preds.items() if ds in by and "p_breastbin" in by[ds]}
+        if not curves:
+            continue
+        plots[f"roc_{ds}"] = P.roc_plot(curves, plot_dir / f"roc_{ds}.png", f"Breast-wise ROC — {ds}")
+        plots[f"calibration_{ds}"] = P.calibration_plot(curves, plot_dir / f"calibration_{ds}.png",
+                                                        f"Calibration — {ds}")
+        mtl = preds.get("mtl", {}).get(ds)
+        if mtl is None:
+            continue
+        for task in ("acr", "density"):
+            if all(c in mtl.columns for c in M.class_probability_columns(task)):
+                cm = M.task_confusion_matrix(mtl, task)
+                plots[f"confusion_{task}_{ds}"] = P.confusion_plot(
+                    cm, [str(c) for c in TASKS[task]], plot_dir / f"confusion_{task}_{ds}.png",
+                    f"MTL {task} — {ds}")
+        if tsne and P.latent_columns(mtl) and len(mtl) >= 5:
+            plots[f"tsne_{ds}"] = P.tsne_plot(mtl, plot_dir / f"tsne_{ds}.png", f"MTL latent z — {ds}", seed=seed)
+    doc_extra = {"verdict": verdict(models), "n_bootstrap": n_bootstrap,
+                 "plots": {k: str(v.relative_to(reports_root)) for k, v in sorted(plots.items())}}
+    M.write_evaluation_json(Path(reports_root) / "evaluation.json", models, doc_extra)
+    return {"models": models, **doc_extra}, plots
+
+
+def verdict(models: Mapping[str, Mapping[str, dict]], dataset: str = "hmi_test") -> str:
+    """One honest sentence: does the MTL model beat the single-task baseline, with CIs and p."""
+    mtl, base = models.get("mtl", {}).get(dataset), models.get("baseline", {}).get(dataset)
+    if not mtl or not base or mtl.get("breastbin_auc") is None or base.get("breastbin_auc") is None:
+        return f"MTL vs baseline on {dataset}: not comparable (missing runs or a single-class test set)."
+    a, b = mtl["breastbin_auc"], base["breastbin_auc"]
+    ca, cb = mtl["breastbin_auc_ci"], base["breastbin_auc_ci"]
+    p = base.get("p_value_vs_reference")
+    word = "beats" if a > b else ("ties" if a == b else "does NOT beat")
+    sig = "" if p is None else (" (significant, DeLong p={:.3g})" if p < 0.05 else " (not significant, DeLong p={:.3g})").format(p)
+    fmt = lambda x: "n/a" if x is None else f"{100 * x:.1f}"  # noqa: E731
+    return (f"On {dataset}, MTL breast AUC {fmt(a)} [{fmt(ca[0])}-{fmt(ca[1])}] {word} the single-task baseline "
+            f"{fmt(b)} [{fmt(cb[0])}-{fmt(cb[1])}]{sig}.")
+

@@ -246,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             specs = [s for k in X.resolve_tables(req.tables) for s in X.EXPERIMENTS[k].runs]
             manifests = load_manifests(home, _needed(specs, list(X.DATASETS)))
-            written = X.run_experiments(home.models / "experiments", home.reports / "tables", manifests, executor,
+            written = X.run_experiments(home.models, home.reports / "tables", manifests, executor,
                                         req.tables, req.budget, log=log)
             pipes.report_asset_materialization(metadata={
                 "tables": ", ".join(sorted({p.stem for ps in written.values() for p in ps})),
