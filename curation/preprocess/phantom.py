@@ -27,10 +27,15 @@ class PhantomTruth:
 
 
 def phantom_pixels(rows: int, cols: int, laterality: str = "L", *, seed: int = 0, bits_stored: int = 12,
-                   n_lesions: int = 2, n_labels: int = 2, background: int = 40) -> tuple[np.ndarray, PhantomTruth]:
-    """Stored values (uint16, MONOCHROME2 sense: dense = high) and the truth boxes."""
+                   n_lesions: int = 2, n_labels: int = 2, background: float = 0.03,
+                   noise: float = 0.005) -> tuple[np.ndarray, PhantomTruth]:
+    """Stored values (uint16, MONOCHROME2 sense: dense = high) and the truth boxes.
+
+    ``background`` and ``noise`` are fractions of the stored range; the defaults keep the background
+    ~6 SD above zero everywhere, like film base + fog or an unprocessed DR detector."""
     rng = np.random.default_rng(seed)
     top = 2 ** bits_stored - 1
+    background = int(round(background * top))
     yy = np.arange(rows, dtype=np.float32)[:, None]
     xx = np.arange(cols, dtype=np.float32)[None, :]
     cy, ry = rows * 0.5, rows * 0.40
@@ -41,7 +46,7 @@ def phantom_pixels(rows: int, cols: int, laterality: str = "L", *, seed: int = 0
     img = np.where(inside, tissue * top, background).astype(np.float32)
     skin = inside & (d > 0.93)
     img[skin] = 0.22 * top
-    img += rng.normal(0.0, top * 0.01, size=img.shape).astype(np.float32)
+    img += rng.normal(0.0, top * noise, size=img.shape).astype(np.float32)
     truth = PhantomTruth(breast_box=(0, int(cy - ry), int(rx) + 1, int(cy + ry) + 1))
     for _ in range(n_lesions):
         r = max(2, int(min(rows, cols) * 0.02))

@@ -17,7 +17,7 @@ is transformed at full resolution, once, and resized once.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -74,6 +74,7 @@ class Background:
     otsu: float        # Otsu threshold between background and tissue
     threshold: float   # foreground = value > threshold
     spread: float      # standard deviation of the background class (noise, film grain)
+    hist: np.ndarray = field(repr=False, compare=False, default=None)  # 256-bin histogram of the image
 
 
 def estimate_background(small: np.ndarray, threshold_fraction: float) -> Background:
@@ -89,10 +90,28 @@ def estimate_background(small: np.ndarray, threshold_fraction: float) -> Backgro
     above = np.nonzero(hist[int(otsu_u8) + 1:])[0]
     split_u8 = otsu_u8 + (above[0] + 1) / 2.0 if above.size else otsu_u8
     otsu = float(split_u8) / 255.0
-    below = small[u8 <= otsu_u8]  # same quantisation as Otsu's split, so the class is never empty
-    level = float(np.median(below)) if below.size else 0.0
-    spread = float(below.std()) if below.size else 0.0
-    return Background(level=level, otsu=otsu, threshold=level + threshold_fraction * (otsu - level), spread=spread)
+    # the background class = levels <= Otsu's split (same quantisation, so it is never empty);
+    # its statistics come from the histogram, not a sort of the pixels
+    level = _hist_median(hist, 0, int(otsu_u8) + 1) / 255.0
+    spread = _hist_std(hist, 0, int(otsu_u8) + 1) / 255.0
+    return Background(level=level, otsu=otsu, threshold=level + threshold_fraction * (otsu - level), spread=spread,
+                      hist=hist)
+
+
+def _hist_median(hist: np.ndarray, lo: int, hi: int) -> float:
+    c = np.cumsum(hist[lo:hi])
+    if c.size == 0 or c[-1] == 0:
+        return float(lo)
+    return float(lo + int(np.searchsorted(c, c[-1] / 2.0)))
+
+
+def _hist_std(hist: np.ndarray, lo: int, hi: int) -> float:
+    w = hist[lo:hi].astype(np.float64)
+    if w.sum() == 0:
+        return 0.0
+    v = np.arange(lo, hi, dtype=np.float64)
+    mean = (w * v).sum() / w.sum()
+    return float(np.sqrt((w * (v - mean) ** 2).sum() / w.sum()))
 
 
 @dataclass(frozen=True)
@@ -195,7 +214,8 @@ def breast_mask(small01: np.ndarray, config: PreprocessConfig) -> tuple[Backgrou
     # object to stand out from the background by several background standard deviations.
     if fg.any() and not fg.all():
         spread = max(bg.spread, 1.0 / 255.0)
-        cnr = (float(np.median(small01[fg])) - bg.level) / spread
+        t_u8 = min(255, int(np.floor(bg.threshold * 255.0)) + 1)
+        cnr = (_hist_median(bg.hist, t_u8, 256) / 255.0 - bg.level) / spread
         if cnr < config.min_contrast:
             raise DecodeError("no_breast", f"object-to-background contrast {cnr:.1f} background SDs "
                                            f"< {config.min_contrast} (flat field or noise)")
@@ -209,9 +229,9 @@ def breast_mask(small01: np.ndarray, config: PreprocessConfig) -> tuple[Backgrou
                                        f"(< {config.min_breast_fraction:.0%}) above threshold {bg.threshold:.3f}")
     if config.mask_dilation:
         grown = cv2.dilate(comp.mask, _KERNEL, iterations=config.mask_dilation)
-        ys, xs = np.nonzero(grown)
+        x, y, w, h = cv2.boundingRect(grown)
         comp = Component(mask=grown, area_fraction=comp.area_fraction, n_objects=comp.n_objects,
-                         box=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
+                         box=(x, y, x + w, y + h))
     return bg, comp
 
 
@@ -251,14 +271,11 @@ def preprocess(img: StoredImage, config: PreprocessConfig, laterality: str | Non
     top = int(out16.max())
     if top == 0:
         raise DecodeError("no_breast", "the breast object is black after the display transform")
-    scale = 1.0 / (top if config.intensity_rescale == "minmax" else 65535)
-    out = out16.astype(np.float32)
-    out *= np.float32(scale)
-    np.clip(out, 0.0, 1.0, out=out)
-    if flip:
-        out = flip_horizontal(out)
-    content_width = out.shape[1]
-    out = pad_width_right(out, config.pad_multiple)
+    scale = np.float32(1.0 / (top if config.intensity_rescale == "minmax" else 65535))
+    # flip, rescale to [0, 1] and pad on the right in one pass over the output
+    content_width = out16.shape[1]
+    out = np.zeros((out16.shape[0], padded_width(content_width, config.pad_multiple)), np.float32)
+    np.multiply(out16[:, ::-1] if flip else out16, scale, out=out[:, :content_width], casting="unsafe")
     return Preprocessed(image=out, crop=(x0, y0, x1, y1), content_width=content_width, flipped=flip,
                         laterality_tag=tag, laterality_pixels=from_pixels, orientation_disagreement=disagree,
                         background_level=bg.level, threshold=bg.threshold, breast_fraction=comp.area_fraction,
