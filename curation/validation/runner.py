@@ -90,6 +90,17 @@ def _json_safe(value):
     return str(value)
 
 
+def _exception_message(info) -> str | None:
+    """GX puts the error either at the top level or keyed by the metric that raised it."""
+    if not isinstance(info, dict):
+        return None
+    if info.get("raised_exception"):
+        return str(info.get("exception_message"))
+    messages = sorted({str(v.get("exception_message")) for v in info.values()
+                       if isinstance(v, dict) and v.get("raised_exception")})
+    return "; ".join(messages) or None
+
+
 def _describe(config) -> tuple[str | None, dict]:
     kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "patterns")}
     if "row_condition" in kwargs and kwargs["row_condition"] is not None:
@@ -122,8 +133,7 @@ def validate(frame: pd.DataFrame, suite_name: str, max_examples: int = 5) -> Val
             continue
         config = r.expectation_config
         column, kwargs = _describe(config)
-        info = r.exception_info or {}
-        error = info.get("exception_message") if info.get("raised_exception") else None
+        error = _exception_message(r.exception_info)
         res = r.result or {}
         examples = res.get("unexpected_index_list") or []
         if examples and not isinstance(examples[0], dict):  # no key columns: positional index
