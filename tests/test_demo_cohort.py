@@ -42,6 +42,20 @@ def test_same_arguments_give_byte_identical_files(tmp_path):
     assert _hashes(tmp_path / "c") != ha and c.images > 0 and b.images > 0
 
 
+def test_a_fresh_process_with_another_hash_seed_writes_the_same_bytes(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    generate_cohort("vtb", 3, 5, tmp_path / "here", height=80)
+    code = ("import sys; from pathlib import Path; from curation.demo_cohort import generate_cohort; "
+            "generate_cohort('vtb', 3, 5, Path(sys.argv[1]), height=80)")
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "there")], check=True, env=env,
+                   cwd=Path(__file__).resolve().parents[1])
+    assert _hashes(tmp_path / "here") == _hashes(tmp_path / "there")
+
+
 def test_every_clean_file_is_a_readable_mammogram(hmi, truth):
     root, _ = hmi
     clean = truth[(truth.level == "image") & truth.planted_defect.isna()]

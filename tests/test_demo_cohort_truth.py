@@ -198,3 +198,27 @@ def test_pathology_rows_back_the_pathology_truth(big, truth):
         assert (None if pd.isna(got) else int(got)) == expected
     malignant = truth[(truth.level == "breast") & (truth.malignant == 1)]
     assert malignant.pathology_malignant.eq(1).all()        # hmi: every cancer is biopsy-proven
+
+
+def test_headers_vary_as_in_the_wild_and_truth_records_the_real_values(big, truth):
+    images = truth[(truth.level == "image") & truth.planted_defect.isna()]
+    assert {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.5"} <= set(images.transfer_syntax)
+    assert images.photometric_interpretation.value_counts()["MONOCHROME2"] > 0.6 * len(images)
+    assert (images.photometric_interpretation == "MONOCHROME1").any()
+    assert (images.presentation_intent == "FOR PROCESSING").any() and (images.view == "ML").any()
+    assert set(images.bits_stored) <= set(range(12, 17)) and len(set(images.bits_stored)) >= 2
+    per_exam = images.groupby("accession_number").size()
+    assert per_exam.max() == 4 and per_exam.min() < 4               # some exams miss a view
+    quirks = Counter(q for qs in images.tag_quirks for q in qs)
+    assert {"view_conflict", "laterality_conflict", "view_code_missing", "series_laterality_only"} <= set(quirks)
+    for row in images[images.tag_quirks.map(len) > 0].itertuples():
+        ds = pydicom.dcmread(big / row.file)
+        if "view_conflict" in row.tag_quirks:
+            assert ds.ViewPosition != row.view and ds.ViewCodeSequence[0].CodeMeaning.startswith(
+                {"CC": "cranio", "MLO": "medio-lateral o", "ML": "medio-lateral"}[row.view])
+        if "laterality_conflict" in row.tag_quirks:
+            assert ds.ImageLaterality != row.laterality
+        if "series_laterality_only" in row.tag_quirks:
+            assert "ImageLaterality" not in ds and ds.Laterality == row.laterality
+    for row in images[images.transfer_syntax == "1.2.840.10008.1.2.5"].itertuples():
+        assert pydicom.dcmread(big / row.file).pixel_array.shape == (row.rows, row.cols)

@@ -58,6 +58,11 @@ def choose_header(rng: np.random.Generator, exam: ExamPlan) -> HeaderChoices:
                      ("series_description", 0.5)):
         if rng.random() < p:
             choices.quirks.append(quirk)
+    # a tag cannot both be missing and contradict: keep the quirk that is actually visible
+    if "view_position_missing" in choices.quirks and "view_conflict" in choices.quirks:
+        choices.quirks.remove("view_conflict")
+    if "series_laterality_only" in choices.quirks and "laterality_conflict" in choices.quirks:
+        choices.quirks.remove("laterality_conflict")
     return choices
 
 

@@ -291,7 +291,8 @@ def write_report(exam: ExamPlan, prof: CohortProfile, rng: np.random.Generator) 
     # --- impression ------------------------------------------------------------------------
     impression = ""
     if give_assessment:
-        cats = {lat: initial_category(lat) for lat in assessed}
+        # fixed order: set iteration order varies between processes and would reorder rng draws
+        cats = {lat: initial_category(lat) for lat in ("R", "L") if lat in assessed}
         if len(assessed) == 2 and cats["R"] == cats["L"] and cats["R"] != 0 and w.chance(0.6):
             impression = w.pick(("{c} bilaterally", "{c}, both breasts", "Bilateral {c}", "{c}")).format(
                 c=w.category(cats["R"])) + "."
@@ -310,7 +311,7 @@ def write_report(exam: ExamPlan, prof: CohortProfile, rng: np.random.Generator) 
                 else:
                     parts.append(f"{lat}: {w.category(cats[lat])}")
             impression = (" ".join(parts) if sep == "per-side" else (", " if sep == "inline" else " / ").join(parts) + ".")
-        for lat in assessed:
+        for lat in cats:
             labels.acr[lat] = cats[lat] if cats[lat] != 0 else None
 
     # --- density ---------------------------------------------------------------------------
