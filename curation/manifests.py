@@ -365,9 +365,13 @@ def load_cache_quarantine(home: MammoHome, catalog: pd.DataFrame) -> pd.DataFram
         frame = _read_parquet(home.cache_quarantine_path(batch))
         if frame is None or frame.empty:
             continue
-        if "image_key" not in frame and "source_path" in frame and len(catalog):
-            paths = catalog[catalog["batch"] == batch].set_index("path")["image_key"]
-            frame = frame.assign(image_key=frame["source_path"].map(paths))
+        if "image_key" not in frame:
+            frame = frame.assign(image_key=None)
+        path_col = next((c for c in ("source_path", "path") if c in frame), None)
+        if path_col and len(catalog) and frame["image_key"].isna().any():
+            # a file rejected before its key was known is matched through its path in the batch
+            paths = catalog[catalog["batch"] == batch].drop_duplicates("path").set_index("path")["image_key"]
+            frame["image_key"] = frame["image_key"].fillna(frame[path_col].map(paths))
         frames.append(frame)
     return _concat(frames)
 

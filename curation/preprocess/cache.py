@@ -98,15 +98,16 @@ def to_uint16(image01: np.ndarray) -> np.ndarray:
     return np.floor(np.clip(image01, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
 
 
-def write_entry(root: Path, rel: str, image01: np.ndarray, fields: dict, png_compression: int = 1) -> None:
-    """Image first, sidecar last: a sidecar's presence means the entry is complete."""
+def write_entry(root: Path, rel: str, image: np.ndarray, fields: dict, png_compression: int = 0) -> None:
+    """Image first, sidecar last: a sidecar's presence means the entry is complete.
+    ``image``: uint16 (x * 65535) as written, or float in [0, 1]."""
     # No PNG row filter at level 0 (nothing to compress, the filter search alone costs ~30 ms);
     # Sub + RLE at higher levels: the best size/time trade on noisy 16-bit rows.
     params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)]
     params += ([cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE] if png_compression == 0 else
                [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB,
                 cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
-    ok, buf = cv2.imencode(".png", to_uint16(image01), params)
+    ok, buf = cv2.imencode(".png", image if image.dtype == np.uint16 else to_uint16(image), params)
     if not ok:
         raise OSError(f"PNG encoding failed for {rel}")
     target = root / rel

@@ -57,7 +57,7 @@ def _process_one(item: WorkItem, root: str, config: PreprocessConfig, batch: str
         res = preprocess(img, config, laterality=item.laterality)
         row = {
             "image_key": key, "source_path": item.source_path, "cache_path": rel,
-            "height": res.image.shape[0], "width": res.image.shape[1], "content_width": res.content_width,
+            "height": res.image16.shape[0], "width": res.image16.shape[1], "content_width": res.content_width,
             "crop_x0": res.crop[0], "crop_y0": res.crop[1], "crop_x1": res.crop[2], "crop_y1": res.crop[3],
             "flipped": res.flipped, "orientation_disagreement": res.orientation_disagreement,
             "laterality_tag": res.laterality_tag, "laterality_pixels": res.laterality_pixels,
@@ -65,7 +65,7 @@ def _process_one(item: WorkItem, root: str, config: PreprocessConfig, batch: str
             "breast_fraction": round(res.breast_fraction, 6), "n_objects": res.n_objects,
             "config_hash": config.config_hash, "sha256": sha,
         }
-        C.write_entry(Path(root), rel, res.image, row, config.png_compression)
+        C.write_entry(Path(root), rel, res.image16, row, config.png_compression)
         return "ok", row
     except DecodeError as exc:
         return "quarantine", {**base, "reason_code": exc.reason_code, "message": exc.message[:500]}

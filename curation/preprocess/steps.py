@@ -179,7 +179,7 @@ def box_to_output(box: tuple[float, float, float, float], crop: tuple[int, int, 
 # --- the whole pipeline ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Preprocessed:
-    image: np.ndarray                 # float32 (height, padded width) in [0, 1], chest wall on the left
+    image16: np.ndarray               # uint16 (height, padded width), x * 65535, chest wall on the left
     crop: tuple[int, int, int, int]   # x0, y0, x1, y1 in original pixels (exclusive ends), before any flip
     content_width: int                # width before padding
     flipped: bool
@@ -191,6 +191,11 @@ class Preprocessed:
     breast_fraction: float            # largest object / image area (mask resolution)
     n_objects: int
     voi_source: str
+
+    @property
+    def image(self) -> np.ndarray:
+        """The network input: float32 in [0, 1] (the pipeline works in 16-bit units, the cache's own)."""
+        return self.image16.astype(np.float32) * np.float32(1.0 / 65535.0)
 
 
 def downsample(stored: np.ndarray, mask_height: int) -> tuple[np.ndarray, int]:
@@ -271,12 +276,15 @@ def preprocess(img: StoredImage, config: PreprocessConfig, laterality: str | Non
     top = int(out16.max())
     if top == 0:
         raise DecodeError("no_breast", "the breast object is black after the display transform")
-    scale = np.float32(1.0 / (top if config.intensity_rescale == "minmax" else 65535))
-    # flip, rescale to [0, 1] and pad on the right in one pass over the output
+    if config.intensity_rescale == "minmax" and top < 65535:
+        out16 = cv2.multiply(out16, 65535.0 / top)  # rounds and saturates: max -> exactly 65535
+    if flip:
+        out16 = cv2.flip(out16, 1)
     content_width = out16.shape[1]
-    out = np.zeros((out16.shape[0], padded_width(content_width, config.pad_multiple)), np.float32)
-    np.multiply(out16[:, ::-1] if flip else out16, scale, out=out[:, :content_width], casting="unsafe")
-    return Preprocessed(image=out, crop=(x0, y0, x1, y1), content_width=content_width, flipped=flip,
+    pad = padded_width(content_width, config.pad_multiple) - content_width
+    if pad:
+        out16 = cv2.copyMakeBorder(out16, 0, 0, 0, pad, cv2.BORDER_CONSTANT, value=0)
+    return Preprocessed(image16=out16, crop=(x0, y0, x1, y1), content_width=content_width, flipped=flip,
                         laterality_tag=tag, laterality_pixels=from_pixels, orientation_disagreement=disagree,
                         background_level=bg.level, threshold=bg.threshold, breast_fraction=comp.area_fraction,
                         n_objects=comp.n_objects, voi_source=transform.voi_source)

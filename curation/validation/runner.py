@@ -108,7 +108,12 @@ def _describe(config) -> tuple[str | None, dict]:
     if isinstance(kwargs.get("value_set"), list) and len(kwargs["value_set"]) > 12:
         vs = kwargs["value_set"]
         kwargs["value_set"] = [*vs[:3], "...", *vs[-2:]]
-    return kwargs.get("column"), _json_safe(kwargs)
+    column = kwargs.get("column")
+    if column is None and "column_A" in kwargs:
+        column = f"{kwargs['column_A']}+{kwargs['column_B']}"
+    elif column is None and "column_list" in kwargs:
+        column = "+".join(kwargs["column_list"])
+    return column, _json_safe(kwargs)
 
 
 def validate(frame: pd.DataFrame, suite_name: str, max_examples: int = 5) -> ValidationReport:

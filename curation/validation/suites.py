@@ -20,6 +20,7 @@ from great_expectations.expectations.row_conditions import Column
 from curation.split import SPLITS
 from curation.tasks import LABEL_TASKS, TASKS
 from curation.validation.phi import ExpectNoPhiLikeColumns
+from curation.validation.weights import ExpectColumnPairValuesToSumToOne
 
 SUITE_VERSIONS = {"catalog": "1.0", "labels": "1.0", "manifest": "1.0"}
 
@@ -62,8 +63,8 @@ def _weight_rules(label: str, u: str, weight: str) -> list:
         gxe.ExpectColumnValuesToBeBetween(column=weight, min_value=0.0, max_value=1.0, strict_min=True,
                                           row_condition=present,
                                           description=f"{weight} is > 0 when {label} is present"),
-        gxe.ExpectMulticolumnSumToEqual(column_list=[u, weight], sum_total=1.0, row_condition=present,
-                                        description=f"{weight} = 1 - {u} when {label} is present"),
+        ExpectColumnPairValuesToSumToOne(column_A=u, column_B=weight, row_condition=present,
+                                         description=f"{weight} = 1 - {u} when {label} is present"),
     ]
 
 

@@ -1,0 +1,122 @@
+"""Throughput of the label miner, end to end from CSV to Parquet (``mine_labels``), 1 and 2 processes.
+
+Usage: ``python bench/bench_labels.py [--reports 30000] [--out bench/out/labels]``. The corpus is a
+seeded mix of screening-report phrasings of about 300 characters (assessment, density, findings,
+comparison, recommendation, hedges, per-breast statements); it measures speed, not accuracy (see
+bench/README_labels.md for the accuracy run against the demo cohort's truth).
+Also times the reference points of the issue on this machine: the bare spaCy tokenizer and
+tokenizer + a 20-pattern Matcher over whole reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+HISTORY = ["Clinical history: screening.", "Indication: routine screening, no complaints.",
+           "History: family history of breast cancer.", "Clinical information: palpable lump left breast.",
+           "Reason for exam: annual screening mammogram."]
+TECHNIQUE = ["Technique: bilateral CC and MLO views.", "Standard two-view digital mammography of both breasts.",
+             "Digital breast tomosynthesis, 4 views."]
+COMPARISON = ["Comparison: prior study from 2022, unchanged.", "No prior studies available for comparison.",
+              "Compared to previous mammogram, no significant change."]
+DENSITY = ["Breast composition: scattered areas of fibroglandular density (ACR B).",
+           "The breasts are heterogeneously dense, which may obscure small masses (ACR C).",
+           "The breasts are almost entirely fatty.", "Density: B/C.", "Breast density ACR D, extremely dense.",
+           "Composition: type 2."]
+FINDINGS = ["Findings: No suspicious mass, calcification or architectural distortion.",
+            "Findings: Benign-appearing calcifications in the right breast.",
+            "Findings: A 12 mm irregular spiculated mass in the left breast at 2 o'clock.",
+            "Findings: Stable circumscribed oval mass right breast, likely a fibroadenoma.",
+            "Findings: Grouped amorphous microcalcifications left upper outer quadrant."]
+IMPRESSION = ["Impression: Negative mammogram. BI-RADS 1.", "Impression: Benign findings, BI-RADS 2.",
+              "Impression: Probably benign finding, BI-RADS 3, short interval follow-up.",
+              "Impression: BI-RADS 1 right, BI-RADS 4 left.", "Assessment: BIRADS 4b left breast.",
+              "Conclusion: ACR 2 bilateral.", "Impression: Suspicious mass left breast. BI-RADS 4.",
+              "Impression: Highly suggestive of malignancy, BI-RADS 5 left."]
+RECOMMENDATION = ["Recommendation: routine screening in 1 year.", "Recommendation: ultrasound-guided biopsy.",
+                  "Recommendation: diagnostic mammogram in 6 months."]
+
+
+def make_corpus(path: Path, n: int, seed: int = 7) -> int:
+    rng = random.Random(seed)
+    total_chars = 0
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["accession_number", "patient_id", "study_date", "report_text", "reader_id", "reader_level"])
+        for i in range(n):
+            parts = [rng.choice(HISTORY), rng.choice(TECHNIQUE)]
+            if rng.random() < 0.5:
+                parts.append(rng.choice(COMPARISON))
+            parts += [rng.choice(DENSITY), rng.choice(FINDINGS), rng.choice(IMPRESSION)]
+            if rng.random() < 0.3:
+                parts.append(rng.choice(RECOMMENDATION))
+            text = " ".join(parts)
+            total_chars += len(text)
+            w.writerow([f"ACC{i:08d}", f"PID{i // 3:07d}", "2024-03-01", text, "r1",
+                        rng.choice(["senior", "junior", "resident", ""])])
+    return total_chars
+
+
+def reference_points(texts: list[str]) -> dict[str, float]:
+    import spacy
+    from spacy.matcher import Matcher
+
+    nlp = spacy.blank("en")
+    t0 = time.perf_counter()
+    for _ in nlp.tokenizer.pipe(texts):
+        pass
+    tok = len(texts) / (time.perf_counter() - t0)
+    matcher = Matcher(nlp.vocab)
+    words = ["birads", "density", "dense", "fatty", "benign", "suspicious", "negative", "right", "left", "mass",
+             "calcification", "acr", "category", "malignancy", "biopsy", "prior", "no", "probably", "impression", "findings"]
+    for i, wd in enumerate(words):
+        matcher.add(f"p{i}", [[{"LOWER": wd}, {"IS_PUNCT": True, "OP": "?"}, {"LIKE_NUM": True, "OP": "?"}]])
+    t0 = time.perf_counter()
+    for doc in nlp.tokenizer.pipe(texts):
+        matcher(doc)
+    tok_match = len(texts) / (time.perf_counter() - t0)
+    return {"spacy_tokenizer_only_reports_per_s": round(tok, 1),
+            "spacy_tokenizer_plus_20_pattern_matcher_reports_per_s": round(tok_match, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--reports", type=int, default=30000)
+    ap.add_argument("--out", type=Path, default=Path("bench/out/labels"))
+    ap.add_argument("--processes", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    from label_mining.pipeline import mine_labels
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    corpus = args.out / "reports.csv"
+    chars = make_corpus(corpus, args.reports)
+    results = {"reports": args.reports, "mean_chars_per_report": round(chars / args.reports, 1)}
+    with corpus.open() as fh:
+        texts = [row["report_text"] for row in csv.DictReader(fh)][:5000]
+    results.update(reference_points(texts))
+    for n in args.processes:
+        best = None
+        for r in range(args.repeats):
+            summary = mine_labels(corpus, args.out / f"run_{n}", n_process=n)
+            if best is None or summary.seconds < best.seconds:
+                best = summary
+        results[f"n_process_{n}"] = {
+            "seconds": round(best.seconds, 3),
+            "reports_per_second": round(best.reports_per_second, 1),
+            "mb_text_per_second": round(chars / best.seconds / 1e6, 3),
+            "reports_per_second_per_process": round(best.reports_per_second / n, 1),
+        }
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
