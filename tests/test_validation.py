@@ -52,7 +52,15 @@ def test_a_present_label_with_zero_weight_or_weight_not_1_minus_u_fails(clean):
     rows.loc[1, "density_weight"] = 0.5
     failing = _failing(validate(rows, "manifest"))
     assert ("expect_column_values_to_be_between", "acr_weight") in failing
-    assert ("expect_multicolumn_sum_to_equal", None) in failing
+    assert ("expect_column_pair_values_to_sum_to_one", "density_u+density_weight") in failing
+
+
+def test_a_weight_rounded_to_6_decimals_like_the_label_miner_stores_it_passes(clean):
+    labels = clean[1].copy()
+    present = labels["label"].notna()
+    labels.loc[present, "u"] = 0.1234567
+    labels.loc[present, "weight"] = round(1 - 0.1234567, 6)
+    assert validate(labels, "labels").success
 
 
 def test_a_phi_looking_column_or_a_raw_patient_id_fails(clean):
