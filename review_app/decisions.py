@@ -96,6 +96,9 @@ def record_decision(factory: sessionmaker[Session], user: User, req: DecisionReq
         item = session.get(QueueItem, req.item_id)
         if item is None:
             raise ItemNotFound(f"queue item {req.item_id} does not exist")
+        if req.decision in LABEL_CHANGING and item.version != req.expected_version:
+            # checked before the label: what the annotator saw is gone, whatever the new state allows
+            raise ConflictError(item.id, req.expected_version, item.version, latest_decision(session, item.id))
         label = _decided_label(item, req)
         decision = Decision(
             decision_id=req.decision_id, item_id=item.id, target_level=item.target_level,
@@ -104,8 +107,6 @@ def record_decision(factory: sessionmaker[Session], user: User, req: DecisionReq
             previous_label=item.current_label, previous_u=item.current_u,
             base_version=item.version, resulting_version=None, app_version=APP_VERSION)
         if req.decision in LABEL_CHANGING:
-            if item.version != req.expected_version:
-                raise ConflictError(item.id, req.expected_version, item.version, latest_decision(session, item.id))
             new_u = None if req.decision == "unknown" else 0.0
             bumped = session.execute(
                 update(QueueItem)
@@ -157,33 +158,37 @@ def _replayed(session: Session, user: User, req: DecisionRequest) -> Decision | 
     return prior
 
 
-def next_item_id(factory: sessionmaker[Session], user: User, lease_s: int, *, tries: int = 5) -> int | None:
+def next_item_id(factory: sessionmaker[Session], user: User, lease_s: int, *, batch: int = 32,
+                 max_rounds: int = 50) -> int | None:
     """The highest-priority open item this annotator has not skipped and nobody else holds.
 
     Opening an item leases it for ``lease_s`` so concurrent annotators are handed different
-    items; the lease is advisory — correctness rests on the version check, not on it.
+    items; the lease is advisory — correctness rests on the version check, not on it. Under
+    contention many annotators race for the same first item, so the candidates are tried in
+    priority order until one lease sticks; ``None`` means the queue really is empty for them.
     """
-    for _ in range(tries):
+    for _ in range(max_rounds):
         with factory() as session:
             now = utcnow()
             skipped = select(Decision.item_id).where(Decision.user_id == user.id, Decision.decision == "skip")
             free = or_(QueueItem.lease_until.is_(None), QueueItem.lease_until < now,
                        QueueItem.lease_user_id == user.id)
-            candidate = session.scalar(
+            candidates = list(session.scalars(
                 select(QueueItem.id)
                 .where(QueueItem.active.is_(True), QueueItem.status == "open", free,
                        QueueItem.id.not_in(skipped))
                 .order_by(QueueItem.priority, QueueItem.id)
-                .limit(1))
-            if candidate is None:
+                .limit(batch)))
+            if not candidates:
                 return None
-            took = session.execute(
-                update(QueueItem).where(QueueItem.id == candidate, QueueItem.status == "open", free)
-                .values(lease_user_id=user.id, lease_until=now + timedelta(seconds=lease_s))
-                .execution_options(synchronize_session=False))
-            session.commit()
-            if took.rowcount == 1:
-                return candidate
+            for candidate in candidates:
+                took = session.execute(
+                    update(QueueItem).where(QueueItem.id == candidate, QueueItem.status == "open", free)
+                    .values(lease_user_id=user.id, lease_until=now + timedelta(seconds=lease_s))
+                    .execution_options(synchronize_session=False))
+                session.commit()
+                if took.rowcount == 1:
+                    return candidate
     return None
 
 

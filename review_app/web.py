@@ -291,3 +291,9 @@ def create_app(settings: ReviewSettings, *, pseudonym_key: bytes | None = None) 
         return RedirectResponse("/next", status_code=303)
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """App factory for ``uvicorn --factory review_app.web:app_from_env`` (several workers, a
+    process manager): settings from ``$MAMMO_HOME``, ``$MAMMO_REVIEW_DB``, ``$MAMMO_REVIEW_SECRET``."""
+    return create_app(ReviewSettings.from_env())

@@ -6,14 +6,12 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
-from argon2 import PasswordHasher
-
 from curation.pseudonym import DEMO_KEY
-from review_app import accounts
-from review_app import APP_VERSION
+from review_app import APP_VERSION, accounts
 from review_app.export import ADJUDICATION_COLUMNS
 from review_app.sample import REPORTS, build_sample_app, form_fields, login
 from review_app.storage import AppendOnlyError, Decision, QueueItem

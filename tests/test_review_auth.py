@@ -4,11 +4,10 @@ import base64
 import json
 
 import pytest
-from itsdangerous import TimestampSigner
-from fastapi.testclient import TestClient
-from sqlalchemy import select
-
 from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
+from itsdangerous import TimestampSigner
+from sqlalchemy import select
 
 from curation.pseudonym import DEMO_KEY
 from review_app import accounts
