@@ -87,3 +87,25 @@ def test_cli_writes_a_cohort_and_rejects_bad_arguments(tmp_path):
     assert any((out / "dicom").rglob("*.dcm"))
     bad = runner.invoke(app, ["demo-data", "--cohort", "xyz", "--patients", "3", "--out", str(tmp_path / "x")])
     assert bad.exit_code != 0
+
+
+def test_bad_arguments_fail_fast_naming_the_field(tmp_path):
+    for kwargs, field in (({"cohort": "xyz"}, "cohort"), ({"patients": 0}, "patients"), ({"seed": -1}, "seed"),
+                          ({"height": 10}, "height")):
+        args = {"cohort": "hmi", "patients": 1, "seed": 0, "out": tmp_path / "bad", "height": 64, **kwargs}
+        with pytest.raises(ValueError, match=field):
+            generate_cohort(**args)
+
+
+def test_a_folder_the_generator_did_not_write_is_never_overwritten(tmp_path):
+    foreign = tmp_path / "real_site_export"
+    (foreign / "dicom").mkdir(parents=True)
+    (foreign / "dicom" / "precious.dcm").write_bytes(b"not ours")
+    with pytest.raises(FileExistsError, match="not written by the demo generator"):
+        generate_cohort("hmi", 1, 0, foreign, height=64)
+    assert (foreign / "dicom" / "precious.dcm").read_bytes() == b"not ours"
+    # a folder it wrote itself is regenerated in place, leaving no stale files behind
+    ours = tmp_path / "ours"
+    generate_cohort("hmi", 3, 0, ours, height=64)
+    small = generate_cohort("hmi", 1, 0, ours, height=64)
+    assert len(list((ours / "dicom").rglob("*.dcm"))) == small.dicom_files

@@ -264,6 +264,8 @@ def write_report(exam: ExamPlan, prof: CohortProfile, rng: np.random.Generator) 
         true = breasts[lat].acr
         if lat != addendum_side:
             return true
+        if true == 6:          # suspicious at reading, the biopsy result arrives later
+            return 5
         if true >= 4:
             return w.pick((0, 3))
         return 0 if true != 2 else w.pick((0, 3))
@@ -333,8 +335,9 @@ def write_report(exam: ExamPlan, prof: CohortProfile, rng: np.random.Generator) 
         final = breasts[addendum_side].acr
         when = day_offset(exam.study_date, int(rng.integers(1, 15))).isoformat()
         head = w.pick(("ADDENDUM:", "Addendum:", f"Addendum ({when}):", f"ADDENDUM {when}:"))
-        reason = w.pick(("After additional views", "After targeted ultrasound", "Following comparison with outside priors",
-                         "After review in the consensus conference"))
+        reason = ("Biopsy result received (invasive carcinoma)" if final == 6 else
+                  w.pick(("After additional views", "After targeted ultrasound",
+                          "Following comparison with outside priors", "After review in the consensus conference")))
         addendum = w.pick((f"{head} {reason}, the {SIDE_WORD[addendum_side]} breast is reclassified as {w.category(final)}.",
                            f"{head} {reason}: {SIDE_WORD[addendum_side]} breast final assessment {w.category(final)}.",
                            f"{head} {SIDE_WORD[addendum_side].capitalize()} breast category revised to {w.category(final)} ({reason.lower()})."))
