@@ -94,3 +94,21 @@ def register(app: typer.Typer) -> None:
     app.command("catalog")(catalog)
     app.command("instance-init")(instance_init)
     app.command("status")(status)
+    app.command("phi-audit")(phi_audit)
+
+
+def phi_audit(
+    home: Path = typer.Option(None, "--home", help="Data root to audit (default $MAMMO_HOME)"),
+) -> None:
+    """Search every output under $MAMMO_HOME for identifying values found in the raw inputs."""
+    from curation.home import MammoHome
+    from curation.phi_audit import audit
+
+    root = MammoHome.from_env(home).root
+    hits, scanned, n_values = audit(root)
+    console.print(f"searched {scanned} output files for {n_values} identifying values from {root / 'cohorts'}")
+    for hit in hits:
+        console.print(f"[red]LEAK[/] {hit.kind} ({hit.masked}) in {hit.file}")
+    if hits:
+        raise typer.Exit(code=1)
+    console.print("[green]no identifying value found in any output[/]")

@@ -1,0 +1,113 @@
+"""PHI audit: prove that no identifying value from the raw inputs reached any output.
+
+The values to look for are harvested from the inputs themselves (every DICOM header under
+``cohorts/*/dicom`` and the ``patient_id``/``accession_number`` columns of the CSVs), then every
+file under ``$MAMMO_HOME`` outside ``cohorts/`` is searched: Parquet is decompressed and read
+as text (a zstd page would hide a plain byte search), everything else — SQLite event logs,
+JSON, Markdown, PNG text chunks, Keras archives — is searched as bytes. Hits are reported by
+kind and file with the value masked, so the audit report is not itself a leak.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pydicom
+
+PHI_TAGS = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber", "InstitutionName",
+            "ReferringPhysicianName", "OtherPatientIDs")
+MIN_LEN = 5  # shorter values ("1", "F") would match everywhere and prove nothing
+
+
+@dataclass(frozen=True)
+class Hit:
+    file: str
+    kind: str
+    masked: str
+
+
+def _variants(kind: str, value: str) -> set[str]:
+    value = value.strip()
+    out = {value}
+    if kind.endswith("Name"):
+        out |= {part for part in value.replace("^", " ").split() if len(part) >= MIN_LEN}
+        out.add(value.replace("^", " ").strip())
+    if kind == "PatientBirthDate" and len(value) == 8 and value.isdigit():
+        out.add(f"{value[:4]}-{value[4:6]}-{value[6:]}")
+    return {v for v in out if len(v) >= MIN_LEN}
+
+
+def harvest_phi(cohorts: Path) -> dict[str, str]:
+    """value -> kind, for every identifying value present in the raw inputs."""
+    values: dict[str, str] = {}
+    for dicom_file in sorted(cohorts.glob("*/dicom/**/*")):
+        if not dicom_file.is_file():
+            continue
+        try:
+            ds = pydicom.dcmread(dicom_file, stop_before_pixels=True, specific_tags=list(PHI_TAGS))
+        except Exception:  # junk files are quarantined by ingest; nothing to harvest
+            continue
+        for tag in PHI_TAGS:
+            raw = ds.get(tag)
+            if raw is not None and str(raw).strip():
+                for v in _variants(tag, str(raw)):
+                    values.setdefault(v, tag)
+    for table in ("reports.csv", "pathology.csv", "labels.csv"):
+        for path in sorted(cohorts.glob(f"*/{table}")):
+            with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+                for row in csv.DictReader(fh):
+                    for col, kind in (("patient_id", "PatientID"), ("accession_number", "AccessionNumber")):
+                        v = (row.get(col) or "").strip()
+                        if len(v) >= MIN_LEN:
+                            values.setdefault(v, kind)
+    return values
+
+
+def _parquet_text(path: Path) -> bytes:
+    table = pq.read_table(path)
+    parts = [str(table.schema.metadata or {}).encode()]
+    for column in table.columns:
+        parts.append("\n".join(map(str, column.to_pylist())).encode("utf-8", "replace"))
+    return b"\n".join(parts)
+
+
+def _file_bytes(path: Path) -> bytes:
+    if path.suffix == ".parquet":
+        try:
+            return _parquet_text(path)
+        except Exception:
+            return path.read_bytes()
+    if path.suffix in (".keras", ".zip"):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                return b"\n".join(zf.read(n) for n in zf.namelist())
+        except zipfile.BadZipFile:
+            return path.read_bytes()
+    return path.read_bytes()
+
+
+def audit(home_root: Path, values: dict[str, str] | None = None) -> tuple[list[Hit], int, int]:
+    """Search every output file; return (hits, files scanned, distinct values searched)."""
+    home_root = Path(home_root)
+    cohorts = home_root / "cohorts"
+    values = values if values is not None else harvest_phi(cohorts)
+    if not values:
+        return [], 0, 0
+    ordered = sorted(values, key=len, reverse=True)
+    pattern = re.compile(b"|".join(re.escape(v.encode("utf-8")) for v in ordered))
+    hits: list[Hit] = []
+    scanned = 0
+    for path in sorted(home_root.rglob("*")):
+        if not path.is_file() or cohorts in path.parents:
+            continue
+        scanned += 1
+        data = _file_bytes(path)
+        found = {m.group(0).decode("utf-8", "replace") for m in pattern.finditer(data)}
+        for value in sorted(found):
+            hits.append(Hit(str(path.relative_to(home_root)), values[value], value[:2] + "***"))
+    return hits, scanned, len(values)
