@@ -138,3 +138,47 @@ def form_fields(html: str) -> dict[str, str]:
     """csrf_token, version and decision_id of an item page's decision form."""
     return {"csrf_token": CSRF_RE.search(html).group(1), "version": VERSION_RE.search(html).group(1),
             "decision_id": DECISION_ID_RE.search(html).group(1)}
+
+
+class ServerProcess:
+    """``uvicorn --factory review_app.web:app_from_env`` in a child process on a free local port."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, startup_s: float = 60.0):
+        import os
+        import socket
+        import subprocess
+        import sys
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "review_app.web:app_from_env", "--host", "127.0.0.1",
+             "--port", str(self.port), "--log-level", "warning"],
+            cwd=cwd, env=dict(os.environ, **env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self._wait(startup_s)
+
+    def _wait(self, startup_s: float) -> None:
+        import time
+
+        import httpx
+        deadline = time.monotonic() + startup_s
+        while True:
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"review server did not start: {self._proc.stdout.read().decode()[-2000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except Exception:
+                self._proc.kill()

@@ -8,12 +8,8 @@ unbroken chain 1, 2, … — the proof that no concurrent decision overwrote ano
 """
 
 import json
-import os
 import random
 import re
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -29,7 +25,7 @@ from sqlalchemy import select
 from review_app import accounts
 from review_app.accounts import create_user
 from review_app.queue import QUEUE_COLUMNS
-from review_app.sample import form_fields, login
+from review_app.sample import ServerProcess, form_fields, login
 from review_app.settings import DB_ENV_VAR, SECRET_ENV_VAR
 from review_app.storage import Decision, QueueItem, init_db, make_engine
 from review_app.sync import sync_queue
@@ -42,12 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIRM_DISABLED = re.compile(r'<button[^>]*value="confirm"[^>]*\bdisabled\b')
 CORRECT = re.compile(r'value="(correct:[^"]+)"')
 ALERT = re.compile(r'role="alert"[^>]*>([^<]*)<')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def synthetic_queue(n: int) -> pd.DataFrame:
@@ -80,27 +70,10 @@ def server(tmp_path):
             session.commit()
     finally:
         accounts._hasher = original
-    port = free_port()
-    env = dict(os.environ, MAMMO_HOME=str(tmp_path / "home"), **{DB_ENV_VAR: db_url,
-                                                                 SECRET_ENV_VAR: "load-test-secret-" + "x" * 32})
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "review_app.web:app_from_env",
-                             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"uvicorn did not start: {proc.stdout.read().decode()[-2000:]}")
-        time.sleep(0.2)
-    yield base, factory
-    proc.terminate()
-    proc.wait(timeout=10)
+    server = ServerProcess({"MAMMO_HOME": str(tmp_path / "home"), DB_ENV_VAR: db_url,
+                            SECRET_ENV_VAR: "load-test-secret-" + "x" * 32}, cwd=ROOT)
+    yield server.base_url, factory
+    server.stop()
     engine.dispose()
 
 
