@@ -141,7 +141,15 @@ def catalog_expectations(mammo: MammoHomeResource) -> dg.AssetCheckResult:
                 description="GX suite 'labels' on every batch's image_labels: domains, u in [0,1], "
                             "weight 0 exactly when the label is missing")
 def labels_expectations(mammo: MammoHomeResource) -> dg.AssetCheckResult:
-    return _suite_result(mf.load_image_labels(mammo.home()), "labels", "image label")
+    home = mammo.home()
+    unlabelled = mf.missing_inputs(home)["image_labels"]
+    if unlabelled:
+        # their images would enter the manifests with every weight 0: trainable for nothing
+        return dg.AssetCheckResult(passed=False, metadata={
+            "summary": f"no labels/<batch>/image_labels.parquet for batches {unlabelled}; "
+                       "materialise image_labels for them first",
+            "batches_without_labels": dg.MetadataValue.json(unlabelled)})
+    return _suite_result(mf.load_image_labels(home), "labels", "image label")
 
 
 @dg.asset_check(asset=split_manifests, blocking=True,

@@ -106,8 +106,10 @@ def test_manifest_reads_the_same_in_pandas_pyarrow_duckdb_and_read_manifest(tmp_
     assert list(ours.columns) == [*mf.MANIFEST_COLUMNS, "cohort", "split"]
     assert len(ours) == len(rows) and set(ours["schema_version"]) == {mf.SCHEMA_VERSION}
 
-    dataset = ds.dataset(home.manifests / "cohort=hmi", format="parquet", partitioning="hive")
+    files = sorted(str(p) for p in home.manifests.glob("cohort=*/split=*/*.parquet"))
+    dataset = ds.dataset(files, format="parquet", partitioning="hive", partition_base_dir=str(home.manifests))
     assert dataset.schema.field("breastbin").type == mf.MANIFEST_SCHEMA.field("breastbin").type
+    assert dataset.to_table(filter=ds.field("split") == "test").num_rows == (ours["split"] == "test").sum()
     via_pandas = pd.read_parquet(home.manifests / "cohort=hmi" / "split=train")
     assert len(via_pandas) == ((ours["cohort"] == "hmi") & (ours["split"] == "train")).sum()
 
