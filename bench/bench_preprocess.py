@@ -174,10 +174,10 @@ def main() -> None:
                 "ours_over_floor": statistics.median(t_ours) / f, "ours_png_over_floor": statistics.median(t_png) / f,
                 "nyu_over_floor": statistics.median(t for t, _ in t_nyu) / f,
                 "ours_crop": list(res.crop), "nyu_crop": list(nyu_crop),
-                "lesions": len(lesions), "lesions_in_ours": sum(_inside(b, res.crop) for b in lesions),
-                "lesions_in_nyu": sum(_inside(b, nyu_crop) for b in lesions),
+                "lesions": len(lesions), "lesions_in_ours": int(sum(_inside(b, res.crop) for b in lesions)),
+                "lesions_in_nyu": int(sum(_inside(b, nyu_crop) for b in lesions)),
                 "labels": len(labels), "labels_kept_ours": kept_ours,
-                "labels_kept_nyu": sum(_overlaps(b, nyu_crop) for b in labels),
+                "labels_kept_nyu": int(sum(_overlaps(b, nyu_crop) for b in labels)),
                 "ours_crop_area_share": (res.crop[2] - res.crop[0]) * (res.crop[3] - res.crop[1]) / (3328 * 2560),
                 "nyu_crop_area_share": (nyu_crop[2] - nyu_crop[0]) * (nyu_crop[3] - nyu_crop[1]) / (3328 * 2560),
             })

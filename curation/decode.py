@@ -148,7 +148,7 @@ class IntensityTransform:
         """The raw bit pattern of each stored value (two's complement when signed) = the table index."""
         codes = stored.view(np.uint16 if stored.dtype.itemsize == 2 else np.uint8) if self.signed else stored
         if codes.dtype not in (np.uint8, np.uint16):
-            codes = codes.astype(np.uint16 if self.table.size > 256 else np.uint8)
+            codes = codes.astype(np.uint16 if codes.dtype.itemsize >= 2 else np.uint8)
         return codes
 
     def apply(self, stored: np.ndarray) -> np.ndarray:
@@ -160,9 +160,13 @@ class IntensityTransform:
         return np.take(self.table16, self._codes(stored), mode="clip")
 
 
-def _stored_values(bits_allocated: int, signed: bool) -> np.ndarray:
-    """Every bit pattern of the stored type, as the signed/unsigned integer it encodes, in table order."""
+def _stored_values(bits_allocated: int, signed: bool, bits_stored: int | None = None) -> np.ndarray:
+    """Every bit pattern of the stored type, as the signed/unsigned integer it encodes, in table order.
+    Unsigned images need only 2**BitsStored entries (pydicom clears the unused high bits, and
+    ``apply`` clips any index beyond the table), which keeps building a 14-bit table cheap."""
     n = 2 ** bits_allocated
+    if not signed and bits_stored and 0 < bits_stored < bits_allocated:
+        return np.arange(2 ** bits_stored, dtype=np.int64)
     codes = np.arange(n, dtype=np.int64)
     if signed:
         codes = np.where(codes >= n // 2, codes - n, codes)
@@ -201,7 +205,7 @@ def build_transform(ds: Dataset, sample: np.ndarray | None = None, *,
     if bits_allocated not in (8, 16):
         raise DecodeError("not_grayscale", f"BitsAllocated {bits_allocated} not supported (8 or 16 expected)")
     signed = int(ds.get("PixelRepresentation", 0)) == 1
-    x = _stored_values(bits_allocated, signed).astype(np.float64)
+    x = _stored_values(bits_allocated, signed, int(ds.get("BitsStored", bits_allocated))).astype(np.float64)
 
     # C.11.1 Modality LUT: a Modality LUT Sequence, else Rescale Slope/Intercept (default 1, 0).
     if "ModalityLUTSequence" in ds and len(ds.ModalityLUTSequence):

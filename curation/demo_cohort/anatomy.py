@@ -81,7 +81,11 @@ def radial_streaks(rng: np.random.Generator, geom: "Geometry") -> np.ndarray:
     run radially from the nipple towards the chest wall, which gives parenchyma its grain."""
     n_rho, n_theta = 6, 72
     grid = rng.standard_normal((n_rho, n_theta)).astype(np.float32)
-    xs, ys = coordinates(geom.height, geom.width)
+    # the field is smooth: sample it on a quarter-resolution grid, then upsample
+    step = 4 if geom.height >= 256 else 1
+    h, w = -(-geom.height // step), -(-geom.width // step)
+    xs, ys = coordinates(h, w)
+    xs, ys = xs * step, ys * step
     dx, dy = xs - geom.a, ys - geom.cy
     rho = np.sqrt(dx ** 2 + dy ** 2) / max(geom.a, 1.0)
     theta = np.arctan2(dy, -dx)                       # 0 = straight towards the chest wall
@@ -90,7 +94,10 @@ def radial_streaks(rng: np.random.Generator, geom: "Geometry") -> np.ndarray:
     field = cv2.remap(grid, map_x, map_y, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
     field = (field - field.mean()) / (field.std() + 1e-6)
     # the lines converge behind the nipple, not into a visible star at it
-    return field * np.clip((rho - 0.05) / 0.3, 0.0, 1.0)
+    field = field * np.clip((rho - 0.05) / 0.3, 0.0, 1.0)
+    if step > 1:
+        field = cv2.resize(field, (geom.width, geom.height), interpolation=cv2.INTER_CUBIC)
+    return field
 
 
 def coordinates(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:

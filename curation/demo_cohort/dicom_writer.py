@@ -51,7 +51,7 @@ class HeaderChoices:
 
 def choose_header(rng: np.random.Generator, exam: ExamPlan) -> HeaderChoices:
     u = rng.random()
-    ts = RLELossless if u < 0.05 else ImplicitVRLittleEndian if u < 0.13 else ExplicitVRLittleEndian
+    ts = RLELossless if u < 0.04 else ImplicitVRLittleEndian if u < 0.12 else ExplicitVRLittleEndian
     choices = HeaderChoices(transfer_syntax=ts, use_srt_codes=exam.manufacturer == "HOLOGIC, Inc.")
     for quirk, p in (("series_laterality_only", 0.03), ("view_code_missing", 0.04), ("view_position_missing", 0.02),
                      ("view_conflict", 0.015), ("laterality_conflict", 0.01), ("orientation_missing", 0.03),

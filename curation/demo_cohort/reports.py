@@ -348,11 +348,11 @@ def write_report(exam: ExamPlan, prof: CohortProfile, rng: np.random.Generator) 
 
     worst = max(b.acr for b in breasts.values())
     sections: list[tuple[str, str]] = []
-    if w.chance(0.75):
+    if w.chance(0.55):
         sections.append(("history", _history(w, exam)))
-    if w.chance(0.7):
+    if w.chance(0.45):
         sections.append(("technique", _technique(w, exam)))
-    if w.chance(0.65):
+    if w.chance(0.45):
         sections.append(("comparison", w.pick(("None.", "No prior studies available.",
                                                f"Prior mammogram {exam.study_date.year - int(rng.integers(1, 4))}.",
                                                "Compared with previous examination, stable."))))
@@ -364,7 +364,7 @@ def write_report(exam: ExamPlan, prof: CohortProfile, rng: np.random.Generator) 
         sections.append(("density", density_text))
     if impression:
         sections.append(("impression", impression))
-    if w.chance(0.8):
+    if w.chance(0.65):
         sections.append(("recommendation", _recommendation(w, worst)))
 
     typed = [(name, _typos(w, text, typo_rate) if name in ("history", "technique", "findings", "recommendation")

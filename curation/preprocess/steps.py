@@ -206,7 +206,10 @@ def downsample(stored: np.ndarray, mask_height: int) -> tuple[np.ndarray, int]:
     if k == 1:
         return stored, 1
     hs, ws = h // k, max(1, w // k)
-    return cv2.resize(stored[: hs * k, : ws * k], (ws, hs), interpolation=cv2.INTER_AREA), k
+    # For an even factor, average every other row only: half the memory traffic, and 18 instead of
+    # 36 samples per mask pixel are plenty to decide background vs tissue.
+    rows = stored[: hs * k: 2, : ws * k] if k % 2 == 0 else stored[: hs * k, : ws * k]
+    return cv2.resize(rows, (ws, hs), interpolation=cv2.INTER_AREA), k
 
 
 def breast_mask(small01: np.ndarray, config: PreprocessConfig) -> tuple[Background, Component]:
