@@ -32,10 +32,12 @@ def model_dir(run_id: str, home: MammoHome | None = None) -> Path:
     return (home or MammoHome.from_env()).models / run_id
 
 
-def publish_keras(model_path: str | Path, run_id: str, home: MammoHome | None = None) -> Path:
+def publish_keras(model_path: str | Path, run_id: str, home: MammoHome | None = None, *,
+                  verify: bool = True) -> Path:
     """Copy a trained ``.keras`` file to ``$MAMMO_HOME/models/<run_id>/model.keras``."""
     src = Path(model_path)
-    load(src)  # refuse to publish a file that does not load
+    if verify:
+        load(src)  # refuse to publish a file that does not load
     dest = model_dir(run_id, home) / "model.keras"
     dest.parent.mkdir(parents=True, exist_ok=True)
     if src.resolve() != dest.resolve():
@@ -72,6 +74,7 @@ def export_saved_model(model_path: str | Path | keras.Model, out_dir: str | Path
 
 def publish(model_path: str | Path, run_id: str, home: MammoHome | None = None) -> dict[str, Path]:
     """Both artefacts under ``$MAMMO_HOME/models/<run_id>/``."""
-    keras_path = publish_keras(model_path, run_id, home)
-    saved = export_saved_model(keras_path, keras_path.parent / "saved_model")
+    m = load(model_path)  # loads once: proves the file is valid and feeds the export
+    keras_path = publish_keras(model_path, run_id, home, verify=False)
+    saved = export_saved_model(m, keras_path.parent / "saved_model")
     return {"keras": keras_path, "saved_model": saved}

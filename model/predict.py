@@ -51,6 +51,15 @@ def model_tasks(m: keras.Model) -> list[str]:
     return [t for t in LABEL_TASKS if t in names]
 
 
+def _reseed_dropout(m: keras.Model, seed: int) -> None:
+    """Give every dropout layer a fixed RNG state: the same seed gives the same MC draws,
+    whenever and however the model was loaded."""
+    for i, layer in enumerate(m.layers):
+        gen = getattr(layer, "seed_generator", None)
+        if isinstance(layer, keras.layers.Dropout) and gen is not None:
+            gen.state.assign(np.array([seed, i], dtype=gen.state.dtype))
+
+
 def predict(model_path: str | Path | keras.Model, rows: pd.DataFrame, image_root: str | Path, mc_passes: int = 0,
             return_latent: bool = False, *, batch_size: int = 8, seed: int = 0) -> pd.DataFrame:
     """Probabilities for every row, in row order."""
@@ -66,9 +75,13 @@ def predict(model_path: str | Path | keras.Model, rows: pd.DataFrame, image_root
         raise ValueError("return_latent=True but this model has no 'z' layer (single-task baselines have none)")
     ds = make_dataset(rows, image_root, height=height, width=width, batch_size=batch_size, with_targets=False)
 
-    infer = tf.function(lambda x: {t: m(x, training=False)[t] for t in tasks})
-    sample = tf.function(lambda x: {t: m(x, training=True)[t] for t in tasks})  # dropout on
-    keras.utils.set_random_seed(seed)  # MC-dropout draws are reproducible
+    # one forward function giving the heads and (optionally) z. Tracing a graph costs
+    # seconds; for a handful of batches eager calls are faster
+    net = keras.Model(m.inputs, {**{t: m.get_layer(t).output for t in tasks},
+                                 **({"z": zmodel.outputs[0]} if zmodel is not None else {})})
+    n_calls = -(-len(rows) // batch_size) * max(1, mc_passes)
+    forward = tf.function(net.__call__) if n_calls > 16 else net.__call__
+    _reseed_dropout(net, seed)  # MC-dropout draws are reproducible
     sums = {t: [] for t in tasks}
     sds = {t: [] for t in tasks}
     latents = []
@@ -76,19 +89,20 @@ def predict(model_path: str | Path | keras.Model, rows: pd.DataFrame, image_root
         if mc_passes:
             draws = {t: [] for t in tasks}
             for _ in range(mc_passes):
-                out = sample(x)
+                out = forward(x, training=True)  # dropout on
                 for t in tasks:
                     draws[t].append(np.asarray(out[t], dtype=np.float64))
             for t in tasks:
                 stack = np.stack(draws[t])
                 sums[t].append(stack.mean(axis=0))
                 sds[t].append(stack.std(axis=0))
-        else:
-            out = infer(x)
-            for t in tasks:
-                sums[t].append(np.asarray(out[t], dtype=np.float64))
-        if zmodel is not None:
-            latents.append(np.asarray(zmodel(x, training=False), dtype=np.float32))
+        if not mc_passes or zmodel is not None:
+            out = forward(x, training=False)
+            if not mc_passes:
+                for t in tasks:
+                    sums[t].append(np.asarray(out[t], dtype=np.float64))
+            if zmodel is not None:
+                latents.append(np.asarray(out["z"], dtype=np.float32))
 
     cols: dict[str, np.ndarray] = {"image_key": rows["image_key"].to_numpy()}
     cols["breast_key"] = rows["breast_key"].to_numpy() if "breast_key" in rows else np.full(len(rows), None)
