@@ -158,15 +158,18 @@ def review_decisions_sensor(context: dg.SensorEvaluationContext, mammo: MammoHom
                                       asset_selection=[dg.AssetKey("adjudications")]))
         cursor["decisions"] = top
 
-    event = context.instance.get_latest_materialization_event(dg.AssetKey("adjudications"))
-    if event is not None:
+    latest = context.instance.fetch_materializations(dg.AssetKey("adjudications"), limit=1).records
+    if latest:
+        storage_id = latest[0].storage_id
         seen = cursor.get("adjudications")
-        cursor["adjudications"] = event.storage_id
+        cursor["adjudications"] = storage_id
         # the first tick only takes a baseline: re-labelling every batch on sensor start is waste
-        if seen is not None and event.storage_id > seen and _has_asset(context, "image_labels"):
+        if seen is not None and storage_id > seen and _has_asset(context, "image_labels"):
             for batch in sorted(context.instance.get_dynamic_partitions("batch")):
-                requests.append(dg.RunRequest(run_key=f"image_labels-{batch}-{event.storage_id}",
+                requests.append(dg.RunRequest(run_key=f"image_labels-{batch}-{storage_id}",
                                               asset_selection=[dg.AssetKey("image_labels")], partition_key=batch))
+    else:
+        cursor["adjudications"] = 0  # baseline "none yet": the first materialisation will count as new
     if not requests:
         return dg.SensorResult(skip_reason="no new decisions", cursor=json.dumps(cursor, sort_keys=True))
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))

@@ -1,0 +1,167 @@
+"""Which labels reach an annotator, and in which order (review_app.queue, pure)."""
+
+import io
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from review_app.queue import QUEUE_COLUMNS, QueueConfig, build_queue, conflict_kind, to_arrow
+
+
+def breast(key, task, label, u, *, source="report", rule_id="report.rule", conflict=False, evidence=None):
+    return {"accession_key": key.split(":")[0], "breast_key": key, "task": task, "label": label, "u": u,
+            "source": source, "rule_id": rule_id, "evidence": evidence, "conflict": conflict, "batch": "hmi"}
+
+
+def image(image_key, breast_key, task, label, u, *, source="dicom_tag", conflict=False):
+    return {"image_key": image_key, "breast_key": breast_key, "task": task, "label": label, "u": u,
+            "source": source, "rule_id": "tag.view", "evidence": None, "conflict": conflict, "batch": "hmi"}
+
+
+def frames(breast_rows, image_rows=()):
+    cols_b = list(breast("A-1:L", "acr", "1", 0.0))
+    cols_i = list(image("I-1", "A-1:L", "view", "CC", 0.0))
+    return pd.DataFrame(list(breast_rows), columns=cols_b), pd.DataFrame(list(image_rows), columns=cols_i)
+
+
+def keys(queue):
+    return list(queue["item_key"])
+
+
+def test_pathology_conflict_comes_first_then_other_conflicts_then_uncertainty_by_u():
+    b, i = frames([
+        breast("A-1:L", "density", "B", 0.6),
+        breast("A-2:R", "acr", "3", 0.9),
+        breast("A-3:L", "acr", "4", 0.2, source="report", rule_id="conflict.two_readers", conflict=True),
+        breast("A-4:R", "breastbin", "1", 0.1, source="biopsy", rule_id="pathology.biopsy", conflict=True),
+    ])
+    queue = build_queue(b, i)
+    assert keys(queue) == ["breast|A-4:R|breastbin", "breast|A-3:L|acr", "breast|A-2:R|acr",
+                           "breast|A-1:L|density"]
+    assert list(queue["priority"]) == [1, 2, 3, 4]
+    assert list(queue["reasons"]) == ["report_vs_pathology", "two_readers", "high_uncertainty",
+                                      "high_uncertainty"]
+
+
+def test_certain_labels_reviewed_labels_and_missing_labels_stay_out():
+    b, i = frames([
+        breast("A-1:L", "acr", "2", 0.49),                                # below the threshold
+        breast("A-2:L", "acr", "3", 0.9, source="review"),                # already decided by a person
+        breast("A-3:L", "density", None, 1.0),                            # missing, nothing to review
+        breast("A-4:L", "breastbin", None, 1.0, conflict=True, rule_id="conflict.two_readers"),
+    ])
+    assert keys(build_queue(b, i)) == ["breast|A-4:L|breastbin"]
+    assert "breast|A-3:L|density" in keys(build_queue(b, i, config=QueueConfig(include_missing=True)))
+
+
+def test_threshold_is_inclusive():
+    b, i = frames([breast("A-1:L", "acr", "3", 0.5)])
+    assert keys(build_queue(b, i, config=QueueConfig(u_threshold=0.5))) == ["breast|A-1:L|acr"]
+    assert keys(build_queue(b, i, config=QueueConfig(u_threshold=0.51))) == []
+
+
+def test_view_labels_are_reviewed_per_image_and_conflicting_tags_are_flagged():
+    b, i = frames([], [image("I-1", "A-1:L", "view", "CC", 0.0), image("I-2", "A-1:L", "view", "MLO", 0.0),
+                       image("I-1", "A-1:L", "acr", "3", 0.9)])
+    catalog = pd.DataFrame({"image_key": ["I-1", "I-2"], "breast_key": ["A-1:L"] * 2, "accession_key": ["A-1"] * 2,
+                            "view": ["CC", "MLO"], "laterality": ["L", "L"], "view_conflict": [True, False]})
+    queue = build_queue(b, i, catalog=catalog)
+    # the image-level copy of a breast label (acr) is reviewed on the breast, not per image
+    assert keys(queue) == ["image|I-1|view"]
+    assert queue.loc[0, "reasons"] == "dicom_tag_conflict" and queue.loc[0, "accession_key"] == "A-1"
+
+
+def test_orientation_disagreement_queues_every_label_of_that_image_only():
+    b, i = frames([breast("A-1:L", "acr", "2", 0.1)],
+                  [image("I-1", "A-1:L", "view", "CC", 0.0), image("I-1", "A-1:L", "acr", "2", 0.1),
+                   image("I-2", "A-1:L", "view", "MLO", 0.0), image("I-2", "A-1:L", "acr", "2", 0.1)])
+    index = pd.DataFrame({"image_key": ["I-1", "I-2"], "cache_path": ["hmi/I-1.png", "hmi/I-2.png"],
+                          "orientation_disagreement": [False, True]})
+    queue = build_queue(b, i, index=index)
+    assert sorted(keys(queue)) == ["image|I-2|acr", "image|I-2|view"]
+    assert set(queue["reasons"]) == {"orientation_disagreement"}
+    assert '"cache_path": "hmi/I-2.png"' in queue.loc[0, "images_json"]
+
+
+def predictions(rows):
+    cols = ["image_key", "p_breastbin", *[f"p_acr_{c}" for c in range(1, 7)],
+            *[f"p_density_{c}" for c in "ABCD"], "p_view_MLO"]
+    return pd.DataFrame([{c: r.get(c, 0.0) for c in cols} for r in rows])
+
+
+def test_strong_model_disagreement_is_queued_and_names_the_models_class():
+    b, i = frames([breast("A-1:L", "density", "A", 0.1), breast("A-2:L", "density", "B", 0.1)],
+                  [image("I-1", "A-1:L", "view", "CC", 0.0), image("I-2", "A-2:L", "view", "CC", 0.0)])
+    preds = predictions([{"image_key": "I-1", "p_density_D": 0.95, "p_density_A": 0.05},
+                         {"image_key": "I-2", "p_density_C": 0.7, "p_density_B": 0.3}])   # not strong enough
+    queue = build_queue(b, i, predictions=preds)
+    assert keys(queue) == ["breast|A-1:L|density"]
+    assert queue.loc[0, "reasons"] == "model_disagreement"
+    assert queue.loc[0, "model_label"] == "D" and queue.loc[0, "model_p_label"] == pytest.approx(0.05)
+
+
+def test_breast_malignancy_takes_the_most_suspicious_view():
+    b, i = frames([breast("A-1:L", "breastbin", "0", 0.1)],
+                  [image("I-1", "A-1:L", "view", "CC", 0.0), image("I-2", "A-1:L", "view", "MLO", 0.0)])
+    preds = predictions([{"image_key": "I-1", "p_breastbin": 0.05}, {"image_key": "I-2", "p_breastbin": 0.97, "p_view_MLO": 0.99}])
+    queue = build_queue(b, i, predictions=preds)
+    assert keys(queue) == ["breast|A-1:L|breastbin"] and queue.loc[0, "model_label"] == "1"
+
+
+def test_evidence_span_comes_from_report_mentions_when_they_have_it():
+    b, i = frames([breast("A-1:L", "acr", "3", 0.8, evidence="probably benign")])
+    mentions = pd.DataFrame({"accession_key": ["A-1", "A-1"], "task": ["acr", "acr"],
+                             "text": ["BI-RADS 2", "probably benign"], "span_start": [5, 40], "span_end": [14, 55]})
+    queue = build_queue(b, i, mentions=mentions)
+    assert (queue.loc[0, "span_start"], queue.loc[0, "span_end"]) == (40, 55)
+
+
+def test_same_rows_in_any_order_give_byte_identical_parquet():
+    rows = [breast(f"A-{n}:L", "acr", "3", 0.5 + n / 100) for n in range(20)]
+    rows += [breast("A-9:R", "breastbin", "1", 0.2, source="surgery", conflict=True)]
+    b, i = frames(rows)
+
+    def parquet_bytes(df):
+        buf = io.BytesIO()
+        pq.write_table(to_arrow(build_queue(df, i)), buf)
+        return buf.getvalue()
+    assert parquet_bytes(b) == parquet_bytes(b.sample(frac=1, random_state=3))
+
+
+def test_empty_queue_keeps_its_columns():
+    b, i = frames([breast("A-1:L", "acr", "2", 0.0)])
+    queue = build_queue(b, i)
+    assert queue.empty and list(queue.columns) == QUEUE_COLUMNS
+    assert to_arrow(queue).num_rows == 0
+
+
+def test_max_items_keeps_the_highest_priorities():
+    b, i = frames([breast(f"A-{n}:L", "acr", "3", 0.5 + n / 100) for n in range(5)])
+    assert keys(build_queue(b, i, config=QueueConfig(max_items=2))) == ["breast|A-4:L|acr", "breast|A-3:L|acr"]
+
+
+@pytest.mark.parametrize("rule_id, source, explicit, kind", [
+    ("pathology.biopsy", "biopsy", None, "report_vs_pathology"),
+    ("report.acr", "follow_up", None, "report_vs_pathology"),
+    ("conflict.two_readers", "report", None, "two_readers"),
+    ("conflict.report_vs_tag", "report", None, "report_vs_dicom_tag"),
+    ("conflict.addendum", "report", None, "label_conflict"),
+    ("anything", "report", "two_readers", "two_readers"),
+])
+def test_conflict_kind_is_read_from_provenance(rule_id, source, explicit, kind):
+    assert conflict_kind(rule_id, source, explicit) == kind
+
+
+@pytest.mark.parametrize("field, kwargs", [("u_threshold", {"u_threshold": 1.5}),
+                                           ("model_disagreement", {"model_disagreement": 0.4}),
+                                           ("max_items", {"max_items": 0})])
+def test_bad_config_fails_naming_the_field(field, kwargs):
+    with pytest.raises(ValueError, match=field):
+        QueueConfig(**kwargs)
+
+
+def test_label_table_without_required_columns_is_refused_by_name():
+    b, i = frames([breast("A-1:L", "acr", "3", 0.9)])
+    with pytest.raises(ValueError, match=r"breast_labels lacks column\(s\) \['u'\]"):
+        build_queue(b.drop(columns="u"), i)
