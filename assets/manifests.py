@@ -68,9 +68,12 @@ def split_manifests(context: dg.AssetExecutionContext, config: ManifestConfig,
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from exc
 
-    counts = rows.groupby(["cohort", "split"]).agg(images=("image_key", "size"),
-                                                 breasts=("breast_key", "nunique"),
-                                                 patients=("patient_pid", "nunique")).reset_index()
+    counts = (rows.assign(malignant=rows["breastbin"] == 1, labelled=rows["breastbin"].notna())
+              .groupby(["cohort", "split"])
+              .agg(images=("image_key", "size"), breasts=("breast_key", "nunique"),
+                   patients=("patient_pid", "nunique"), breastbin_labelled=("labelled", "sum"),
+                   malignant=("malignant", "sum"))
+              .reset_index())
     split_cohorts = [c for c in sorted(rows["cohort"].unique())
                      if {**mf.DEFAULT_COHORT_ROLES, **config.cohort_roles}.get(c, config.default_role) == "split"]
     strata = {c: stratum_table(rows[rows["cohort"] == c].reset_index(drop=True),

@@ -41,7 +41,7 @@ LABEL_COLUMNS = ("image_key", "breast_key", "task", "label", "u", "weight", "sou
 STRING_TYPES = ["str", "string", "object", "StringDtype", "string[python]", "string[pyarrow]", "large_string[pyarrow]"]
 INT_TYPES = ["int8", "int16", "int32", "int64", "Int8", "Int16", "Int32", "Int64", "uint8", "uint16", "uint32",
              "uint64"]
-NUMBER_TYPES = INT_TYPES + ["float32", "float64", "Float32", "Float64"]
+FLOAT_TYPES = ["float32", "float64", "Float32", "Float64"]
 
 
 def _label_values(task: str, as_text: bool) -> list:
@@ -55,6 +55,8 @@ def _weight_rules(label: str, u: str, weight: str) -> list:
     """Paper eq. 1-3: weight 0 exactly when the label is missing, else 1 - u (so > 0)."""
     missing, present = Column(label).is_null(), Column(label).is_not_null()
     return [
+        gxe.ExpectColumnValuesToBeInTypeList(column=u, type_list=FLOAT_TYPES),
+        gxe.ExpectColumnValuesToBeInTypeList(column=weight, type_list=FLOAT_TYPES),
         gxe.ExpectColumnValuesToNotBeNull(column=u, description=f"{u} is always set"),
         gxe.ExpectColumnValuesToBeBetween(column=u, min_value=0.0, max_value=1.0,
                                           description=f"{u} is an uncertainty in [0, 1]"),
@@ -136,6 +138,8 @@ def manifest_expectations() -> list:
         gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)),
         gxe.ExpectColumnValuesToBeInSet(column="split", value_set=["test"], row_condition=Column("cohort") == "inb",
                                         description="inb is an external test cohort only"),
+        gxe.ExpectColumnValuesToBeInTypeList(column="height", type_list=INT_TYPES),
+        gxe.ExpectColumnValuesToBeInTypeList(column="width", type_list=INT_TYPES),
         gxe.ExpectColumnValuesToBeBetween(column="height", min_value=MIN_PIXELS, max_value=MAX_PIXELS),
         gxe.ExpectColumnValuesToBeInSet(column="width", value_set=list(range(64, MAX_PIXELS + 1, 64)),
                                         description="cached width is a multiple of 64 (5 pooling levels)"),
