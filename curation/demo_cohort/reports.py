@@ -101,17 +101,20 @@ class _Writer:
         return bool(self.rng.random() < p)
 
     # --- category tokens ----------------------------------------------------------------
-    def category(self, c: int) -> str:
-        """A BI-RADS category as written; c == 0 is the incomplete assessment."""
+    def category(self, c: int, named: bool = True) -> str:
+        """A BI-RADS category as written; c == 0 is the incomplete assessment.
+
+        ``named=False`` where a side word follows ("BI-RADS 4 left"), which a name would split.
+        """
         num = str(c)
         if c == 4 and self.chance(0.5):
             num = "4" + self.pick(("A", "B", "C", "a", "b"))
         form = self.pick(("BI-RADS {n}", "BI-RADS {n}", "BIRADS {n}", "BI-RADS: {n}", "bi-rads: {n}", "BIRADS-{n}",
                           "Bi-Rads {n}", "BI-RADS category {n}", "BI-RADS {n}"))
         text = form.format(n=num)
-        if c in CATEGORY_NAME and self.chance(0.35):
+        if named and c in CATEGORY_NAME and self.chance(0.35):
             text += self.pick((" ({name})", " - {name}", ", {name}")).format(name=CATEGORY_NAME[c])
-        if c == 0:
+        if c == 0 and named:
             text += self.pick((" (incomplete, additional imaging needed)", " - needs additional imaging evaluation"))
         return text
 
@@ -296,8 +299,8 @@ def write_report(exam: ExamPlan, prof: CohortProfile, rng: np.random.Generator) 
         # fixed order: set iteration order varies between processes and would reorder rng draws
         cats = {lat: initial_category(lat) for lat in ("R", "L") if lat in assessed}
         if len(assessed) == 2 and cats["R"] == cats["L"] and cats["R"] != 0 and w.chance(0.6):
-            impression = w.pick(("{c} bilaterally", "{c}, both breasts", "Bilateral {c}", "{c}")).format(
-                c=w.category(cats["R"])) + "."
+            pattern = w.pick(("{c} bilaterally", "{c}, both breasts", "Bilateral {c}", "{c}"))
+            impression = pattern.format(c=w.category(cats["R"], named=pattern.endswith("{c}"))) + "."
             if w.chance(0.2):
                 impression = w.assessment(cats["R"])
         else:
@@ -309,7 +312,7 @@ def write_report(exam: ExamPlan, prof: CohortProfile, rng: np.random.Generator) 
                 if sep == "per-side":
                     parts.append(f"{SIDE_WORD[lat].capitalize()} breast: {w.assessment(cats[lat])}")
                 elif sep == "inline":
-                    parts.append(f"{w.category(cats[lat])} {SIDE_WORD[lat]}")
+                    parts.append(f"{w.category(cats[lat], named=False)} {SIDE_WORD[lat]}")
                 else:
                     parts.append(f"{lat}: {w.category(cats[lat])}")
             impression = (" ".join(parts) if sep == "per-side" else (", " if sep == "inline" else " / ").join(parts) + ".")
