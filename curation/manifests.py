@@ -148,20 +148,17 @@ def build_rows(catalog: pd.DataFrame, image_labels: pd.DataFrame, cache_index: p
     index = cache_index.drop_duplicates("image_key").set_index("image_key")
     quarantined = _keys(cache_quarantine)
 
-    exclusions = []
-    keep = []
     group_col = "patient_pid" if group_by == "patient" else "breast_key"
-    for key, row in cat.iterrows():
-        reason = None
-        if key not in index.index:
-            reason = "preprocess_quarantined" if key in quarantined else "not_preprocessed"
-        elif pd.isna(row.get(group_col)) or pd.isna(row.get("patient_pid")):
-            reason = "patient_unknown" if pd.isna(row.get("patient_pid")) else "breast_unknown"
-        if reason:
-            exclusions.append({"image_key": key, "batch": row["batch"], "cohort": row["cohort"],
-                               "reason": reason, "message": EXCLUSION_REASONS[reason]})
-        else:
-            keep.append(key)
+    reason = pd.Series(None, index=cat.index, dtype=object)
+    no_group = cat[group_col].isna() | cat["patient_pid"].isna()
+    reason[no_group] = np.where(cat.loc[no_group, "patient_pid"].isna(), "patient_unknown", "breast_unknown")
+    not_cached = ~cat.index.isin(index.index)
+    reason[not_cached] = np.where(cat.index[not_cached].isin(list(quarantined)),
+                                  "preprocess_quarantined", "not_preprocessed")
+    out = reason.notna()
+    excluded = cat.loc[out, ["image_key", "batch", "cohort"]].assign(
+        reason=reason[out], message=reason[out].map(EXCLUSION_REASONS)).reset_index(drop=True)
+    keep = list(cat.index[~out])
 
     base = cat.loc[keep, ["image_key", "breast_key", "patient_pid", "cohort", "batch", "manufacturer", "view"]]
     base = base.rename(columns={"view": "_catalog_view"}).reset_index(drop=True)
@@ -186,7 +183,7 @@ def build_rows(catalog: pd.DataFrame, image_labels: pd.DataFrame, cache_index: p
     rows["view_stratum"] = view.map(lambda v: v if v in TASKS["view"] else UNKNOWN)
     rows["schema_version"] = SCHEMA_VERSION
     rows = rows.drop(columns=["manufacturer", "_catalog_view"])
-    excluded = pd.DataFrame(exclusions, columns=EXCLUDED_SCHEMA.names)
+    excluded = excluded[list(EXCLUDED_SCHEMA.names)]
     return (rows.sort_values("image_key", kind="mergesort").reset_index(drop=True),
             excluded.sort_values("image_key", kind="mergesort").reset_index(drop=True))
 
