@@ -105,6 +105,12 @@ def generate_cohort(cohort: str, patients: int, seed: int, out: Path, height: in
     _validate(cohort, patients, seed, height)
     out = Path(out)
     _prepare(out)
+    # the marker goes first, so a run that dies half-way leaves a folder a rerun may replace
+    marker = {"generator": "mammo-mtl demo-data", "version": GENERATOR_VERSION, "cohort": cohort,
+              "patients": patients, "seed": seed, "height": height, "defects": defects,
+              "orientation": "L: chest wall at x=0 (breast faces right); R: chest wall at x=cols-1",
+              "synthetic": True}
+    (out / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     prof = profile(cohort)
 
     exams = [plan_exam(prof, seed, i) for i in range(patients)]
@@ -187,12 +193,6 @@ def generate_cohort(cohort: str, patients: int, seed: int, out: Path, height: in
     _write_csv(out / "reports.csv", REPORT_COLUMNS, report_rows)
     _write_csv(out / "pathology.csv", pathology_mod.COLUMNS, pathology_rows)
     write_truth(truth_rows, out / "truth.parquet")
-    marker = {"generator": "mammo-mtl demo-data", "version": GENERATOR_VERSION, "cohort": cohort,
-              "patients": patients, "seed": seed, "height": height, "defects": defects,
-              "orientation": "L: chest wall at x=0 (breast faces right); R: chest wall at x=cols-1",
-              "synthetic": True}
-    (out / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
     image_rows = [r for r in truth_rows if r["level"] == "image"]
     breast_rows = [r for r in truth_rows if r["level"] == "breast"]
     return CohortSummary(
