@@ -17,6 +17,7 @@ entities in ``doc.ents``; ``Span._.modifiers`` reads it.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,7 +25,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from spacy.language import Language
-from spacy.matcher import Matcher
+from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("rules") / "context_rules.yaml"
@@ -86,20 +87,21 @@ class _Trigger:
     rule: ContextRule
 
 
-def compile_rules(nlp: Language, ruleset: ContextRuleSet) -> tuple[Matcher, list[ContextRule]]:
-    """One Matcher key per rule (key = ``ctx<index>``); literals are tokenised by this very tokenizer
-    so "s/p" or "cannot" split the same way in the rule and in the report."""
-    matcher = Matcher(nlp.vocab)
+def compile_rules(nlp: Language, ruleset: ContextRuleSet) -> tuple[PhraseMatcher, Matcher, list[ContextRule]]:
+    """One key per rule (``ctx<index>``): literals go to a ``PhraseMatcher`` on ``LOWER`` (hashing in
+    C), tokenised by this very tokenizer so "s/p" or "cannot" split the same way in rule and report;
+    token patterns go to a ``Matcher``."""
+    phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
+    patterns = Matcher(nlp.vocab, validate=True)
     for i, rule in enumerate(ruleset.rules):
         if rule.literal is not None:
-            pattern = [{"LOWER": tok.lower_} for tok in nlp.make_doc(rule.literal)]
-        else:
-            pattern = rule.pattern
+            phrases.add(f"ctx{i}", [nlp.make_doc(rule.literal)])
+            continue
         try:
-            matcher.add(f"ctx{i}", [pattern])
+            patterns.add(f"ctx{i}", [rule.pattern])
         except Exception as exc:
             raise ValueError(f"context rule #{i} ({rule.name}) has an invalid spaCy pattern: {exc}") from exc
-    return matcher, list(ruleset.rules)
+    return phrases, patterns, list(ruleset.rules)
 
 
 def resolve_modifiers(n_tokens: int, triggers: list[_Trigger], entities: list[tuple[int, int, str]],
@@ -137,25 +139,42 @@ def resolve_modifiers(n_tokens: int, triggers: list[_Trigger], entities: list[tu
 
 
 class ContextComponent:
-    """spaCy pipeline component ``mammo_context`` (run after ``mammo_entities``)."""
+    """spaCy pipeline component ``mammo_context`` (after ``mammo_entities``; sentence-aware)."""
 
     def __init__(self, nlp: Language, rules_path: str | None = None):
         self.ruleset = load_context_rules(rules_path)
-        self.matcher, self.rules = compile_rules(nlp, self.ruleset)
+        self.phrases, self.patterns, self.rules = compile_rules(nlp, self.ruleset)
         self._key_to_rule = {nlp.vocab.strings[f"ctx{i}"]: r for i, r in enumerate(self.rules)}
 
     def triggers(self, doc: Doc) -> list[_Trigger]:
-        return [_Trigger(s, e, self._key_to_rule[k]) for k, s, e in self.matcher(doc)]
+        found = self.phrases(doc)
+        if len(self.patterns):
+            found += self.patterns(doc)
+        return sorted((_Trigger(s, e, self._key_to_rule[k]) for k, s, e in found), key=lambda t: (t.start, t.end))
 
     def __call__(self, doc: Doc) -> Doc:
-        section = doc.user_data.get("section")
-        section_modifier = self.ruleset.section_modifiers.get(section) if section else None
-        ents = [(e.start, e.end, e.label_) for e in doc.ents if e.label_ != "laterality"]
+        context: dict = {}
+        doc.user_data["context"] = context
+        ents = [(s, e, t) for s, e, _, t, _, _ in doc.user_data.get("entities", ()) if t != "laterality"]
         if not ents:
-            doc.user_data["context"] = {}
             return doc
-        mods = resolve_modifiers(len(doc), self.triggers(doc), ents, section_modifier)
-        doc.user_data["context"] = {(s, e): m for (s, e, _), m in zip(ents, mods)}
+        bounds = doc.user_data.get("sentences") or [(0, len(doc), doc.user_data.get("section"))]
+        starts = [b[0] for b in bounds]
+        by_sentence: dict[int, tuple[list, list]] = {}
+        for ent in ents:
+            by_sentence.setdefault(bisect.bisect_right(starts, ent[0]) - 1, ([], []))[0].append(ent)
+        for trig in self.triggers(doc):
+            k = bisect.bisect_right(starts, trig.start) - 1
+            if k in by_sentence:
+                by_sentence[k][1].append(trig)
+        for k, (sent_ents, trigs) in by_sentence.items():
+            s0, s1, section = bounds[k]
+            local_ents = [(s - s0, e - s0, t) for s, e, t in sent_ents]
+            local_trigs = [_Trigger(t.start - s0, t.end - s0, t.rule) for t in trigs if t.end <= s1]
+            mods = resolve_modifiers(s1 - s0, local_trigs, local_ents,
+                                     self.ruleset.section_modifiers.get(section) if section else None)
+            for (s, e, _), m in zip(sent_ents, mods):
+                context[(s, e)] = m
         return doc
 
 

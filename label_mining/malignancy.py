@@ -40,6 +40,11 @@ def parse_date(value) -> dt.date | None:
     text = str(value).strip()
     if not text or text.lower() in ("nan", "nat", "none"):
         return None
+    if len(text) == 10 and text[4] == "-":
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            return None
     for fmt in ("%Y-%m-%d", "%Y%m%d", "%d.%m.%Y", "%Y/%m/%d"):
         try:
             return dt.datetime.strptime(text[:10] if "-" in text[:10] else text, fmt).date()

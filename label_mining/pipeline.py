@@ -146,26 +146,24 @@ def final_records(accession: str, patient: str, study_date: str, per_report: lis
     return out
 
 
-def _emit_labels(cols: dict[str, list], accession: str, patient: str, records, ctx: _Context) -> None:
+def _emit_labels(rows: list[tuple], accession: str, patient: str, records, ctx: _Context) -> None:
+    """Append one tuple per (side, task) in ``_LABEL_COLS`` order (columns are built by one zip)."""
     key, pid = _key_columns(accession, patient, ctx)
+    version = ctx.policy.policy_version
+    scrubbing = ctx.key is not None
     for side in SIDES:
+        breast_key = f"{key}:{side}"
         for task in BREAST_TASKS:
             rec = records[(side, task)]
-            cols["key"].append(key)
-            cols["patient_pid"].append(pid)
-            cols["breast_key"].append(f"{key}:{side}")
-            cols["laterality"].append(side)
-            cols["task"].append(task)
-            cols["label"].append(rec.label)
-            cols["u"].append(rec.u)
-            cols["weight"].append(rec.weight)
-            cols["source"].append(rec.source)
-            cols["rule_id"].append(rec.rule_id)
-            cols["evidence"].append(_text(rec.evidence, ctx))
-            cols["conflict"].append(rec.conflict)
-            cols["policy_version"].append(ctx.policy.policy_version)
-            cols["label_detail"].append(rec.detail)
-            cols["missing_reason"].append(rec.missing_reason)
+            rows.append((key, pid, breast_key, side, task, rec.label, rec.u, rec.weight, rec.source, rec.rule_id,
+                         scrub(rec.evidence) if scrubbing else rec.evidence, rec.conflict, version, rec.detail,
+                         rec.missing_reason))
+
+
+def _columns(rows: list[tuple], names: tuple[str, ...]) -> dict[str, list]:
+    if not rows:
+        return {c: [] for c in names}
+    return {c: list(v) for c, v in zip(names, zip(*rows))}
 
 
 _LABEL_COLS = ("key", "patient_pid", "breast_key", "laterality", "task", "label", "u", "weight", "source",
@@ -180,8 +178,8 @@ def _process_chunk(args) -> ChunkResult:
     n = len(columns["report_text"])
     parsed: list[ParsedReport] = ctx.parser.parse_many(columns["report_text"])
     mentions = {c: [] for c in _MENTION_COLS}
-    labels = {c: [] for c in _LABEL_COLS}
-    result = ChunkResult(mentions, labels, [], [], Counter(), n)
+    label_rows: list[tuple] = []
+    result = ChunkResult(mentions, {}, [], [], Counter(), n)
     for i in range(n):
         accession = (columns["accession_number"][i] or "").strip()
         patient = (columns["patient_id"][i] or "").strip()
@@ -210,8 +208,9 @@ def _process_chunk(args) -> ChunkResult:
         if accession in ctx.duplicated:
             result.held.append((accession, patient, columns["study_date"][i], per_report))
             continue
-        _emit_labels(labels, accession, patient, final_records(accession, patient, columns["study_date"][i],
-                                                               [per_report], ctx), ctx)
+        _emit_labels(label_rows, accession, patient, final_records(accession, patient, columns["study_date"][i],
+                                                                   [per_report], ctx), ctx)
+    result.labels = _columns(label_rows, _LABEL_COLS)
     return result
 
 
@@ -331,11 +330,12 @@ def mine_labels(reports_csv: str | Path, out_dir: str | Path, *, pathology_csv: 
             groups: dict[str, list] = {}
             for accession, patient, day, per_report in held:
                 groups.setdefault(accession, []).append((patient, day, per_report))
-            cols = {c: [] for c in _LABEL_COLS}
+            rows: list[tuple] = []
             for accession, items in groups.items():
                 patient, day = items[0][0], items[0][1]
-                _emit_labels(cols, accession, patient,
+                _emit_labels(rows, accession, patient,
                              final_records(accession, patient, day, [it[2] for it in items], _CTX), _CTX)
+            cols = _columns(rows, _LABEL_COLS)
             _write_labels(label_writer, label_schema, key_column, cols)
             summary.n_breast_rows += len(cols["task"])
             for task, label, u in zip(cols["task"], cols["label"], cols["u"]):

@@ -1,51 +1,85 @@
 """The cheap filter that makes the parser fast: only sentences that can carry a label reach spaCy.
 
-A 300-character screening report has 4–8 sentences; usually two of them state the assessment
-and the density. One case-insensitive regex per sentence (Python's C regex engine, no tokens)
-decides whether spaCy has to look at it. The anchors are deliberately broad — a false positive
-costs a tokenisation, a false negative loses a label — and every entity rule in
-:mod:`label_mining.entity_rules` needs at least one of them in its sentence (a test checks that).
-Descriptive category words ("benign", "suspicious", "negative") only count in the sections where a
-final assessment is written, so the findings' "no suspicious mass" is not tokenised for nothing.
+A 300-character screening report has 4–8 sentences; usually two state the assessment and the
+density. Before any tokenisation, the lower-cased report is searched for a short list of keyword
+stems with ``str.find`` (a C substring search — several times faster here than one alternation
+regex), and a sentence goes to spaCy only if a hit falls inside it. Stems are deliberately broad —
+a false positive costs one tokenisation, a false negative loses a label — and every phrase rule
+in :mod:`label_mining.entity_rules` contains one of them (a test checks that). Descriptive
+category words ("benign", "suspicious", "negative") only count in the sections where a final
+assessment is written, so the findings' "no suspicious mass" is not tokenised for nothing.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 
-# explicit anchors: any section
-STRONG = re.compile(
-    r"bi\s?-?\s?rads?|\bacr|categor|\bcat\b|\bclass|densit|dense\b|fatty|fibro\s?-?\s?glandular|composition"
-    r"|\btype\s*[1-4a-d]\b|malignan|carcinoma|cancer|proven|fibroadenoma|papilloma|fibrocystic|lipoma|hamartoma"
-    r"|\bdcis\b|\bidc\b|\bilc\b|suggestive",
-    re.IGNORECASE)
+# explicit anchors and entity words: any section
+STRONG_STEMS = ("rads", "rad ", "acr", "categ", "cat.", "cat ", "class", "densit", "dense", "fatty", "fat ",
+                "fibro", "compos", "type", "pattern", "parenchym", "tissue", "malig", "carcin", "cancer", "proven",
+                "papillom", "lipoma", "hamartom", "dcis", "idc", "ilc", "suggestive", "assessment")
 # descriptive final-assessment words: only where a final assessment is written
-DESCRIPTIVE = re.compile(r"negative|benign|suspicious|incomplete|additional imaging|normal (?:mammo|study|exam)",
-                         re.IGNORECASE)
+DESCRIPTIVE_STEMS = ("negative", "benign", "suspicious", "incomplete", "additional imaging", "normal")
 ASSESSMENT_SECTIONS = frozenset({"impression", "addendum", "body"})
 
-# a side named anywhere in a sentence (for carrying a side to the next, side-less sentence)
-SIDE = re.compile(r"\b(right|left|bilateral(?:ly)?|both breasts|rt|lt)\b|\b([RL])\b", re.IGNORECASE)
+
+def _hits(lowered: str, stems: tuple[str, ...]) -> list[int]:
+    found = []
+    find = lowered.find
+    for stem in stems:
+        i = find(stem)
+        while i != -1:
+            found.append(i)
+            i = find(stem, i + 1)
+    found.sort()
+    return found
+
+
+class Prescan:
+    """Keyword hits of one report; ``can_carry_label(start, end, section)`` asks about one sentence."""
+
+    __slots__ = ("strong", "descriptive")
+
+    def __init__(self, text: str):
+        lowered = text.lower()
+        self.strong = _hits(lowered, STRONG_STEMS)
+        self.descriptive = _hits(lowered, DESCRIPTIVE_STEMS)
+
+    @staticmethod
+    def _any_in(hits: list[int], start: int, end: int) -> bool:
+        i = bisect.bisect_left(hits, start)
+        return i < len(hits) and hits[i] < end
+
+    def can_carry_label(self, start: int, end: int, section: str) -> bool:
+        if self._any_in(self.strong, start, end):
+            return True
+        return section in ASSESSMENT_SECTIONS and self._any_in(self.descriptive, start, end)
 
 
 def can_carry_label(sentence: str, section: str) -> bool:
-    if STRONG.search(sentence):
-        return True
-    return section in ASSESSMENT_SECTIONS and DESCRIPTIVE.search(sentence) is not None
+    """One-sentence convenience form of :class:`Prescan`."""
+    return Prescan(sentence).can_carry_label(0, len(sentence), section)
+
+
+# a side named anywhere in a sentence (for carrying a side to the next, side-less sentence)
+SIDE = re.compile(r"\b(right|left|bilateral(?:ly)?|both breasts|rt|lt)\b|\b([RL])\b", re.IGNORECASE)
 
 
 def sides_named(sentence: str) -> frozenset[str]:
     """{"R"}, {"L"}, {"R", "L"} (bilateral / both) or empty — a regex glance, used only for carrying."""
     found: set[str] = set()
     for m in SIDE.finditer(sentence):
-        word = (m.group(1) or m.group(2)).lower()
-        if word in ("right", "rt", "r"):
-            if m.group(2) and m.group(2) != "R":
-                continue
+        if m.group(2):
+            if m.group(2) == "R":
+                found.add("R")
+            elif m.group(2) == "L":
+                found.add("L")
+            continue
+        word = m.group(1).lower()
+        if word in ("right", "rt"):
             found.add("R")
-        elif word in ("left", "lt", "l"):
-            if m.group(2) and m.group(2) != "L":
-                continue
+        elif word in ("left", "lt"):
             found.add("L")
         else:
             found.update(("R", "L"))

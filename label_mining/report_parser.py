@@ -5,11 +5,12 @@ The flow per chunk of reports (see :mod:`label_mining.pipeline` for the streamin
 1. :mod:`text_hygiene` — length-preserving clean-up, reason when nothing can be read;
 2. :mod:`sectioniser` — sections, laterality sub-sections, sentences (regex, whole text);
 3. :mod:`prescan` — keep only the sentences that can carry a label (regex);
-4. spaCy — ``spacy.blank("en")`` + mammography tokenizer exceptions, ``mammo_entities`` (one
-   compiled Matcher) and ``mammo_context`` (ConText modifiers), over the kept sentences only,
-   batched across all reports of the chunk;
+4. spaCy — ``spacy.blank("en")`` + mammography tokenizer exceptions, ``mammo_entities`` (phrase
+   matcher + value grammars) and ``mammo_context`` (ConText modifiers), run ONCE per chunk on a
+   Doc made of the kept sentences of all its reports (sentence bounds in ``user_data``): one
+   tokenizer call and one matcher pass instead of one per sentence;
 5. laterality attribution per entity (clause, sentence, laterality heading, previous sentence
-   of the section, else both breasts), done on character offsets.
+   of the section, else both breasts), on character offsets read from Doc arrays.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ import bisect
 import re
 from dataclasses import dataclass, field
 
-import spacy  # noqa: F401  (registers nothing by itself; the components below do)
+from spacy.attrs import IDX, LENGTH
 from spacy.language import Language
 
 from label_mining import context_rules as _context_rules  # noqa: F401  registers mammo_context
 from label_mining import entity_matcher as _entity_matcher  # noqa: F401  registers mammo_entities
-from label_mining.entity_rules import (ASSESSMENT, DENSITY, DENSITY_NUMERALS, LATERALITY, LATERALITY_WORDS,
-                                       RULES_BY_ID, parse_assessment, parse_density)
-from label_mining.prescan import can_carry_label, sides_named
+from label_mining.entity_rules import ASSESSMENT, DENSITY, DENSITY_NUMERALS, LATERALITY, LATERALITY_WORDS, RULES_BY_ID
+from label_mining.prescan import Prescan, sides_named
 from label_mining.sectioniser import split_sections, split_sentences
 from label_mining.text_hygiene import clean_report_text
 from label_mining.tokenizer import blank_mammography_nlp
@@ -33,11 +33,12 @@ from label_mining.uncertainty_policy import ParserPolicy
 
 _CLAUSE_BREAK = re.compile(r"[,;]")
 _WHITESPACE_RUN = re.compile(r"\s{2,}|[\t\n\r\f\v]")
+_SEPARATOR = " "    # between sentences in the chunk Doc; bounds are token indices (a newline here makes spaCy 5x slower)
 
 
 def _compact(sentence: str) -> tuple[str, list[int] | None]:
     """Collapse whitespace runs to one space (spaCy turns extra spaces into tokens that break
-    patterns: "BI-RADS\n  4"), with a map back to the original offsets; None when nothing changed."""
+    phrases: "BI-RADS\\n  4"), with a map back to the original offsets; None when nothing changed."""
     if not _WHITESPACE_RUN.search(sentence):
         return sentence, None
     out, where, pos = [], [], 0
@@ -51,10 +52,6 @@ def _compact(sentence: str) -> tuple[str, list[int] | None]:
     where.extend(range(pos, len(sentence)))
     where.append(len(sentence))
     return "".join(out), where
-_DENSITY_CONTEXT = {"density", "densities", "composition", "type", "pattern", "parenchyma"}
-# "composition is a heterogeneously dense ..." — the article "a" is not density A
-_A_MAY_PRECEDE = {"and", "or", "to", "right", "left", "bilaterally", "bilateral", "breast", "breasts", "on",
-                  "in", "both", "for", "with"}
 
 
 @dataclass(frozen=True)
@@ -63,10 +60,10 @@ class Mention:
     start: int                 # char offsets into the report text
     end: int
     text: str
-    type: str                  # assessment | density | pathology | laterality
-    values: tuple[str, ...]    # "4B" / "3" / "C" / "malignant" / "R"
+    type: str                  # assessment | density | pathology
+    values: tuple[str, ...]    # "4B" / "3" / "C" / "malignant"
     is_range: bool
-    laterality: str | None     # R / L / B for assessment, density, pathology
+    laterality: str | None     # R / L / B
     laterality_source: str | None
     modifiers: frozenset[str]
     rule_id: str
@@ -88,21 +85,24 @@ class ParsedReport:
     n_label_sentences: int = 0
 
 
-def build_nlp(context_rules_path: str | None = None) -> Language:
+def build_nlp(context_rules_path: str | None = None, set_ents: bool = True) -> Language:
     nlp = blank_mammography_nlp()
-    nlp.add_pipe("mammo_entities")
+    nlp.add_pipe("mammo_entities", config={"set_ents": set_ents})
     nlp.add_pipe("mammo_context", config={"rules_path": context_rules_path})
     return nlp
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Candidate:
     report: int
     section: str
     section_laterality: str | None
-    start: int
+    start: int                      # sentence char span in the report
     end: int
-    carried: str | None          # side named by the previous sentence of this section, if exactly one
+    text: str                       # compacted sentence text
+    offsets: list[int] | None       # compacted -> original offsets
+    previous: list[tuple[int, int]]  # earlier sentences of the same section (for carrying a side)
+    doc_start: int = 0              # char offset of this sentence in the chunk Doc
 
 
 class ReportParser:
@@ -110,7 +110,7 @@ class ReportParser:
 
     def __init__(self, policy: ParserPolicy | None = None, context_rules_path: str | None = None):
         self.policy = policy or ParserPolicy()
-        self.nlp = build_nlp(context_rules_path)
+        self.nlp = build_nlp(context_rules_path, set_ents=False)
         self._components = [proc for _, proc in self.nlp.pipeline]
 
     def parse(self, text) -> ParsedReport:
@@ -128,114 +128,118 @@ class ReportParser:
             if clean.reason:
                 continue
             text = clean.text
+            scan = Prescan(text)
+            if not scan.strong and not scan.descriptive:
+                parsed.reason = "no_label_statements"
+                continue
             kept = 0
             for section in split_sections(text):
-                previous_sides: frozenset[str] = frozenset()
-                for s, e in split_sentences(text, section.start, section.end):
-                    parsed.n_sentences += 1
-                    sentence = text[s:e]
-                    if kept < self.policy.max_label_sentences and can_carry_label(sentence, section.name):
-                        carried = next(iter(previous_sides)) if len(previous_sides) == 1 else None
-                        candidates.append(_Candidate(idx, section.name, section.laterality, s, e, carried))
+                sentences = split_sentences(text, section.start, section.end)
+                parsed.n_sentences += len(sentences)
+                for k, (s, e) in enumerate(sentences):
+                    if kept < self.policy.max_label_sentences and scan.can_carry_label(s, e, section.name):
+                        compact, offsets = _compact(text[s:e])
+                        candidates.append(_Candidate(idx, section.name, section.laterality, s, e, compact, offsets,
+                                                     sentences[:k]))
                         kept += 1
-                    if self.policy.carry_laterality_within_section:
-                        sides = sides_named(sentence)
-                        if sides:
-                            previous_sides = sides
             parsed.n_label_sentences = kept
             if kept >= self.policy.max_label_sentences:
                 parsed.notes = parsed.notes + ("label_sentence_limit",)
         if candidates:
-            compacted = [_compact(cleaned[c.report][c.start:c.end]) for c in candidates]
-            docs = self.nlp.tokenizer.pipe(text for text, _ in compacted)
-            for doc, cand, (_, offsets) in zip(docs, candidates, compacted):
-                doc.user_data["section"] = cand.section
-                for proc in self._components:
-                    doc = proc(doc)
-                results[cand.report].mentions.extend(self._mentions(doc, cand, offsets))
+            self._run_spacy(candidates, cleaned, results)
         for parsed in results:
             if parsed.reason is None and not any(m.type in (ASSESSMENT, DENSITY) for m in parsed.mentions):
                 parsed.reason = "no_label_statements"
         return results
 
     # ------------------------------------------------------------------------------------
-    def _mentions(self, doc, cand: _Candidate, offsets: list[int] | None) -> list[Mention]:
-        ents = list(doc.ents)
-        if not ents:
-            return []
-        rules = doc.user_data["rules"]
-        context = doc.user_data.get("context", {})
-        sentence = doc.text
-        typed = []   # (span, rule, type, values, is_range)
-        for span in ents:
-            rule = RULES_BY_ID[rules[(span.start, span.end)]]
-            if rule.type == LATERALITY:
+    def _run_spacy(self, candidates: list[_Candidate], cleaned: list[str], results: list[ParsedReport]) -> None:
+        pos, parts = 0, []
+        for c in candidates:
+            c.doc_start = pos
+            parts.append(c.text)
+            pos += len(c.text) + len(_SEPARATOR)
+        doc = self.nlp.make_doc(_SEPARATOR.join(parts))
+        arr = doc.to_array([IDX, LENGTH])
+        idx = arr[:, 0].tolist()
+        length = arr[:, 1].tolist()
+        tok_starts = [bisect.bisect_left(idx, c.doc_start) for c in candidates]
+        bounds = []
+        for k, c in enumerate(candidates):
+            end = tok_starts[k + 1] if k + 1 < len(candidates) else len(doc)
+            bounds.append((tok_starts[k], end, c.section))
+        doc.user_data["sentences"] = bounds
+        for proc in self._components:
+            doc = proc(doc)
+        per_sentence: dict[int, list] = {}
+        for ent in doc.user_data["entities"]:
+            per_sentence.setdefault(bisect.bisect_right(tok_starts, ent[0]) - 1, []).append(ent)
+        context = doc.user_data["context"]
+        for k, ents in per_sentence.items():
+            cand = candidates[k]
+            spans = [(idx[s] - cand.doc_start, idx[e - 1] + length[e - 1] - cand.doc_start, s, e, rule_id, etype,
+                      vals, is_range) for s, e, rule_id, etype, vals, is_range in ents]
+            results[cand.report].mentions.extend(self._mentions(spans, cand, context, cleaned[cand.report]))
+
+    def _mentions(self, spans, cand: _Candidate, context, report_text: str) -> list[Mention]:
+        sentence = cand.text
+        typed = []
+        lats = []
+        for c0, c1, s, e, rule_id, etype, vals, is_range in spans:
+            if etype == LATERALITY:
+                lats.append((c0, c1, LATERALITY_WORDS.get(sentence[c0:c1].lower(), "B")))
                 continue
-            etype = rule.type
-            lowers = [t.lower_ for t in span]
-            if etype == ASSESSMENT:
-                values, is_range = parse_assessment(lowers, rule)
-                if rule.rule_id in ("assessment.acr_number", "assessment.category") and (
-                        self.policy.acr_number_means == "density" and rule.rule_id == "assessment.acr_number"
-                        or _DENSITY_CONTEXT.intersection(t.lower_ for t in doc[max(0, span.start - 3):span.start])):
-                    etype = DENSITY
-                    values = [DENSITY_NUMERALS[v] for v in values if v in DENSITY_NUMERALS]
-                    is_range = is_range and len(values) == 2
-            elif etype == DENSITY:
-                values, is_range = parse_density(lowers, rule)
-                if rule.rule_id == "density.letter" and values and values[0] == "A" and lowers[-1] == "a":
-                    nxt = doc[span.end].lower_ if span.end < len(doc) else ""
-                    if nxt.isalpha() and len(nxt) > 1 and nxt not in _A_MAY_PRECEDE:
-                        continue
-            else:
-                values, is_range = [rule.value], False
-            if not values:
-                continue
-            typed.append((span, rule, etype, tuple(values), is_range))
+            if rule_id == "assessment.acr_number" and self.policy.acr_number_means == "density":
+                # this site's "ACR 1-4" is the 4th-edition density scale
+                etype = DENSITY
+                vals = tuple(DENSITY_NUMERALS[v] for v in vals if v in DENSITY_NUMERALS)
+                is_range = is_range and len(vals) == 2
+            if vals:
+                typed.append((c0, c1, s, e, RULES_BY_ID[rule_id], etype, tuple(vals), is_range))
         if not typed:
             return []
-        lats = [(span.start_char, span.end_char, LATERALITY_WORDS.get(span.text.lower(), "B"))
-                for span in ents if span.label_ == LATERALITY]
         breaks = [m.start() for m in _CLAUSE_BREAK.finditer(sentence)]
-        clause_of = lambda pos: bisect.bisect_right(breaks, pos)  # noqa: E731
         owner_clauses: dict[str, set[int]] = {}
-        for span, _, etype, _, _ in typed:
-            owner_clauses.setdefault(etype, set()).add(clause_of(span.start_char))
+        for c0, _, _, _, _, etype, _, _ in typed:
+            owner_clauses.setdefault(etype, set()).add(bisect.bisect_right(breaks, c0))
         out = []
-        for span, rule, etype, values, is_range in typed:
-            lat, how = self._laterality(span, etype, lats, clause_of, owner_clauses, cand)
-            s_char, e_char = span.start_char, span.end_char
-            if offsets is not None:
-                s_char, e_char = offsets[s_char], offsets[e_char - 1] + 1
+        for c0, c1, s, e, rule, etype, vals, is_range in typed:
+            lat, how = self._laterality(c0, c1, etype, lats, breaks, owner_clauses, cand, report_text)
+            r0, r1 = (c0, c1) if cand.offsets is None else (cand.offsets[c0], cand.offsets[c1 - 1] + 1)
             out.append(Mention(
-                section=cand.section, start=cand.start + s_char, end=cand.start + e_char,
-                text=span.text, type=etype, values=values, is_range=is_range, laterality=lat,
-                laterality_source=how, modifiers=context.get((span.start, span.end), frozenset()),
-                rule_id=rule.rule_id, descriptive=rule.descriptive, sentence=sentence.strip()))
+                section=cand.section, start=cand.start + r0, end=cand.start + r1, text=sentence[c0:c1], type=etype,
+                values=vals, is_range=is_range, laterality=lat, laterality_source=how,
+                modifiers=context.get((s, e), frozenset()), rule_id=rule.rule_id, descriptive=rule.descriptive,
+                sentence=sentence.strip()))
         return out
 
-    def _laterality(self, span, etype, lats, clause_of, owner_clauses, cand: _Candidate):
+    def _laterality(self, c0, c1, etype, lats, breaks, owner_clauses, cand: _Candidate, report_text: str):
         if lats:
-            clause = clause_of(span.start_char)
-            same_clause = [lat for lat in lats if clause_of(lat[0]) == clause]
+            clause = bisect.bisect_right(breaks, c0)
+            same_clause = [lat for lat in lats if bisect.bisect_right(breaks, lat[0]) == clause]
             if same_clause:
-                return _nearest(span, same_clause), "clause"
+                return _nearest(c0, c1, same_clause), "clause"
             # a side in another clause counts unless that clause already speaks for a same-type entity
             owned = owner_clauses.get(etype, set())
-            free = [lat for lat in lats if clause_of(lat[0]) not in owned]
+            free = [lat for lat in lats if bisect.bisect_right(breaks, lat[0]) not in owned]
             if free:
-                before = [lat for lat in free if lat[1] <= span.start_char]
+                before = [lat for lat in free if lat[1] <= c0]
                 return (before[-1][2] if before else free[0][2]), "sentence"
         if cand.section_laterality:
             return cand.section_laterality, "section"
-        if etype == ASSESSMENT and cand.carried:
-            return cand.carried, "previous_sentence"
+        if etype == ASSESSMENT and self.policy.carry_laterality_within_section:
+            for s, e in reversed(cand.previous):
+                sides = sides_named(report_text[s:e])
+                if sides:
+                    if len(sides) == 1:
+                        return next(iter(sides)), "previous_sentence"
+                    break
         return "B", "report"
 
 
-def _nearest(span, lats) -> str:
+def _nearest(c0: int, c1: int, lats) -> str:
     def distance(lat):
-        if lat[1] <= span.start_char:
-            return (span.start_char - lat[1], 0)     # ties go to the side written first
-        return (lat[0] - span.end_char, 1)
+        if lat[1] <= c0:
+            return (c0 - lat[1], 0)     # ties go to the side written first
+        return (lat[0] - c1, 1)
     return min(lats, key=distance)[2]
