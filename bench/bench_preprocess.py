@@ -7,7 +7,7 @@ this single-threaded process (OpenCV and BLAS pinned to one thread):
             whole image to height H — the least any pipeline must do;
 * ours      ``read_dicom`` + ``preprocess`` (LUTs, mask, flip, crop, resize, pad) -> the 16-bit output
             (x * 65535, what the cache stores; the float32 [0, 1] view is one multiply away);
-* ours+png  the same plus encoding the cached 16-bit PNG (what the CLI does per image);
+* ours+png  the same plus writing the cache entry (16-bit PNG + JSON sidecar) to disk, as the runner does;
 * nyu       decode + the NYU-style crop (``img > 0``, 100 binary erosions, largest component,
             100 binary dilations, scipy.ndimage as in the public code) + one resize of its crop.
 
@@ -44,6 +44,7 @@ from scipy import ndimage  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from curation.decode import read_dicom  # noqa: E402
+from curation.preprocess.cache import _SIDECAR_FIELDS, write_entry  # noqa: E402
 from curation.preprocess.config import PreprocessConfig  # noqa: E402
 from curation.preprocess.phantom import write_phantom  # noqa: E402
 from curation.preprocess.steps import box_to_output, preprocess, resize_to_height  # noqa: E402
@@ -61,11 +62,12 @@ def ours(path: str, config: PreprocessConfig):
     return preprocess(read_dicom(path), config)
 
 
-def ours_png(path: str, config: PreprocessConfig):
+def ours_png(path: str, config: PreprocessConfig, cache_root: Path):
+    """What the runner does per new image: decode, preprocess, write the cache entry to disk."""
     res = ours(path, config)
-    ok, buf = cv2.imencode(".png", res.image16,
-                           [cv2.IMWRITE_PNG_COMPRESSION, 0, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE])
-    return res, len(buf)
+    write_entry(cache_root, f"bench/{Path(path).stem}.png", res.image16, dict.fromkeys(_SIDECAR_FIELDS),
+                config.png_compression)
+    return res
 
 
 def nyu_box(arr: np.ndarray) -> tuple[int, int, int, int]:
@@ -156,7 +158,7 @@ def main() -> None:
             for _ in range(args.repeats):  # interleaved: background load hits all methods alike
                 t_floor.append(_timed(floor, path, args.height)[0])
                 t_ours.append(_timed(ours, path, config)[0])
-                t_png.append(_timed(ours_png, path, config)[0])
+                t_png.append(_timed(ours_png, path, config, Path(tmp))[0])
             t_nyu = [_timed(nyu, path, args.height) for _ in range(args.nyu_repeats)]
             res = ours(path, config)
             nyu_crop = t_nyu[0][1][1]

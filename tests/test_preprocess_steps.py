@@ -165,8 +165,18 @@ def test_output_height_and_padded_width_follow_the_config():
     img, _ = _stored("L", rows=300, cols=230)
     res = preprocess(img, PreprocessConfig(height=96, mask_height=128, pad_multiple=32))
     assert res.image.shape[0] == 96 and res.image.shape[1] % 32 == 0 and res.image.dtype == np.float32
-    assert res.image.max() == pytest.approx(1.0) and res.image.min() == 0.0
-    assert not res.image[:, res.content_width:].any()
+    assert res.image.min() == 0.0 and not res.image[:, res.content_width:].any()
+
+
+def test_intensities_keep_the_voi_scale_unless_minmax_is_asked_for():
+    px, _ = phantom_pixels(256, 200, "L", seed=0, n_lesions=0, n_labels=0)
+    px[100:140, 20:60] = 3900                      # the brightest tissue: LINEAR window (2048, 4096)
+    ds = phantom_dataset(px, window=(2048, 4096))  # -> (3900 - 2047.5) / 4095 + 0.5 = 0.95238
+    img = stored_from_dataset(ds)
+    plain = preprocess(img, PreprocessConfig(height=256, mask_height=256))
+    stretched = preprocess(img, PreprocessConfig(height=256, mask_height=256, intensity_rescale="minmax"))
+    assert plain.image.max() == pytest.approx(0.95238, abs=1e-4)
+    assert stretched.image.max() == 1.0
 
 
 # --- bad images ------------------------------------------------------------------------------------

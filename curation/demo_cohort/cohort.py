@@ -135,7 +135,8 @@ def generate_cohort(cohort: str, patients: int, seed: int, out: Path, height: in
         for view in exam.images:
             rendered = render_view(exam, view, height, seed)
             hrng = rng_for(seed, cohort, exam.index, "pixels", view.instance, 999)
-            stored = to_stored(rendered.image, rendered.mask, exam.manufacturer, exam.for_processing, hrng)
+            stored = to_stored(rendered.image, rendered.mask, exam.manufacturer, exam.for_processing,
+                               rng_for(seed, cohort, exam.index, "pixels", view.instance, 998), hrng)
             choices = choose_header(hrng, exam)
             defect = planted.get((exam.index, view.instance))
             sop = uid_for(seed, cohort, exam.index, "sop", view.instance)

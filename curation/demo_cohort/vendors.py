@@ -68,11 +68,13 @@ def _window(values: np.ndarray) -> tuple[float, float]:
 
 
 def to_stored(display: np.ndarray, mask: np.ndarray, manufacturer: str, for_processing: bool,
-              rng: np.random.Generator) -> StoredPixels:
+              noise_rng: np.random.Generator, rng: np.random.Generator) -> StoredPixels:
+    """``noise_rng`` draws the pixel noise, ``rng`` the encoding choices — separate streams so
+    the header of an image does not depend on how many pixels it has (same cohort, any height)."""
     prof = VENDORS[manufacturer]
     h, w = display.shape
     # quantum noise grows with signal (Poisson-like) plus a detector floor; the background keeps noise too
-    noise = rng.standard_normal((h, w), dtype=np.float32)
+    noise = noise_rng.standard_normal((h, w), dtype=np.float32)
     noisy = display + prof.noise * (0.4 + np.sqrt(np.clip(display, 0, 1))) * noise
     noisy = np.clip(noisy, 0.0, 1.0)
     maxval = (1 << prof.bits_stored) - 1

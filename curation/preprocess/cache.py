@@ -107,11 +107,19 @@ def write_entry(root: Path, rel: str, image: np.ndarray, fields: dict, png_compr
     params += ([cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE] if png_compression == 0 else
                [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB,
                 cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
-    ok, buf = cv2.imencode(".png", image if image.dtype == np.uint16 else to_uint16(image), params)
-    if not ok:
-        raise OSError(f"PNG encoding failed for {rel}")
     target = root / rel
-    _atomic_write_bytes(target, buf.tobytes())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # encoded straight into a temporary .png next to the target, then renamed (atomic on POSIX)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        if not cv2.imwrite(tmp, image if image.dtype == np.uint16 else to_uint16(image), params):
+            raise OSError(f"PNG encoding failed for {rel}")
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     side = {k: fields[k] for k in _SIDECAR_FIELDS}
     _atomic_write_bytes(target.with_suffix(".json"), json.dumps(side, sort_keys=True).encode("utf-8"))
 

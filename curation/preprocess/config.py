@@ -41,8 +41,12 @@ class PreprocessConfig(BaseModel):
     side_margin: float = Field(0.04, ge=0.0, lt=0.5,
                                description="tissue centroid must be this far (share of width) from the centre "
                                            "for the pixels to decide the side; else the tag decides")
-    intensity_rescale: Literal["minmax", "none"] = Field(
-        "minmax", description="minmax: divide by the image maximum so the output spans [0, 1] (paper 3.2)")
+    # The paper "rescales intensities to [0, 1]". The VOI transform already maps the display range onto
+    # exactly [0, 1], identically for every image of a window; dividing each image by its own maximum
+    # would make its brightness depend on its single brightest pixel (a clip, a marker, a calcification),
+    # so that is an option, not the default.
+    intensity_rescale: Literal["none", "minmax"] = Field(
+        "none", description="none: keep the VOI output in [0, 1]; minmax: also divide by the image's maximum")
     for_processing: Literal["percentile", "use_voi"] = Field(
         "percentile", description="For Processing images: percentile window (default) or any VOI present")
     png_compression: int = Field(
