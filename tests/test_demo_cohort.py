@@ -37,8 +37,21 @@ def test_same_arguments_give_byte_identical_files(tmp_path):
     b = generate_cohort("inb", 5, 11, tmp_path / "b", height=96)
     ha, hb = _hashes(tmp_path / "a"), _hashes(tmp_path / "b")
     assert ha == hb and len(ha) == a.dicom_files + 4
+    syntaxes = set(pd.read_parquet(tmp_path / "a" / "truth.parquet").transfer_syntax.dropna())
+    assert {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.5"} <= syntaxes  # RLE included
     c = generate_cohort("inb", 5, 12, tmp_path / "c", height=96)
     assert _hashes(tmp_path / "c") != ha and c.images > 0 and b.images > 0
+
+
+def test_the_same_cohort_at_another_height_keeps_its_patients_headers_and_labels(tmp_path):
+    generate_cohort("vtb", 4, 2, tmp_path / "small", height=64)
+    generate_cohort("vtb", 4, 2, tmp_path / "large", height=160)
+    small = pd.read_parquet(tmp_path / "small" / "truth.parquet")
+    large = pd.read_parquet(tmp_path / "large" / "truth.parquet")
+    same = ["level", "file", "sop_instance_uid", "laterality", "view", "malignant", "acr", "density",
+            "planted_defect", "photometric_interpretation", "transfer_syntax", "report_acr", "report_density"]
+    pd.testing.assert_frame_equal(small[same], large[same])
+    assert (tmp_path / "small" / "reports.csv").read_bytes() == (tmp_path / "large" / "reports.csv").read_bytes()
 
 
 def test_a_fresh_process_with_another_hash_seed_writes_the_same_bytes(tmp_path):
