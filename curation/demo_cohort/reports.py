@@ -15,6 +15,8 @@ Extraction rules the truth follows (``ReportLabels``):
   that revises it wins; a bilateral statement ("BI-RADS 2 bilaterally", or one overall
   category when both breasts share it) applies to both breasts; BI-RADS 0 (incomplete) is
   not a final category; 4A/4B/4C count as 4;
+* a category quoted from a prior study ("Prior mammogram 2016 (then BI-RADS 2)") is not
+  today's assessment;
 * an assessment is only read from an explicit category or a BI-RADS assessment name in
   the impression ("Assessment: negative", "probably benign"); descriptive findings alone
   give no category (null);
@@ -356,9 +358,13 @@ def write_report(exam: ExamPlan, prof: CohortProfile, rng: np.random.Generator) 
     if w.chance(0.45):
         sections.append(("technique", _technique(w, exam)))
     if w.chance(0.45):
-        sections.append(("comparison", w.pick(("None.", "No prior studies available.",
-                                               f"Prior mammogram {exam.study_date.year - int(rng.integers(1, 4))}.",
-                                               "Compared with previous examination, stable."))))
+        prior_year = exam.study_date.year - int(rng.integers(1, 4))
+        comparison = w.pick(("None.", "No prior studies available.", f"Prior mammogram {prior_year}.",
+                             "Compared with previous examination, stable."))
+        if give_assessment and w.chance(0.12):
+            # a category from a *previous* study: a careful reader does not take it for today's
+            comparison = f"Prior mammogram {prior_year} (then {w.category(w.pick((1, 2)), named=False)})."
+        sections.append(("comparison", comparison))
     density_first = w.chance(0.7)
     if density_text and density_first:
         sections.append(("density", density_text))
