@@ -3,15 +3,13 @@ fake model executor, so the whole Tables 2–9 pipeline runs in a second without
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from model import experiments as X
+
+from tests.fake_training_job import FakeExecutor
 
 
 def manifest_rows(n_breasts: int, cohort: str, seed: int = 0, acr_mix=(1, 2, 3, 4, 5, 6)) -> pd.DataFrame:
@@ -114,38 +112,6 @@ def test_resolve_tables_accepts_paper_numbers():
 
 
 # --- the whole experiment pipeline with a fake model ---------------------------------------------
-class FakeExecutor:
-    """A 'model' whose malignancy score is the truth plus noise that shrinks with the number of
-    tasks it was trained on (so MTL beats mono-task here by construction, not by our code)."""
-
-    def __init__(self):
-        self.trained: list[str] = []
-
-    def train(self, job, rows, out_dir: Path, init_model):
-        self.trained.append(job.key)
-        path = out_dir / "model.keras"
-        path.write_text(json.dumps({"tasks": job.train_config["tasks"], "key": job.key}))
-        return path
-
-    def predict(self, model_paths, rows, mc_passes, latent):
-        info = json.loads(Path(model_paths[0]).read_text())
-        seed = int(hashlib.sha256(info["key"].encode()).hexdigest()[:8], 16)
-        rng = np.random.default_rng(seed)
-        noise = 1.5 / len(info["tasks"])
-        y = pd.to_numeric(rows["breastbin"], errors="coerce").fillna(0).to_numpy()
-        out = pd.DataFrame({"image_key": rows["image_key"].to_numpy(), "breast_key": rows["breast_key"].to_numpy()})
-        out["p_breastbin"] = 1 / (1 + np.exp(-(2 * y - 1 + rng.normal(0, noise, len(rows)))))
-        out["p_view_MLO"] = (rows["view"] == "MLO").astype(float) * 0.6 + 0.2
-        for k in range(1, 7):
-            out[f"p_acr_{k}"] = rng.random(len(rows))
-        for d in "ABCD":
-            out[f"p_density_{d}"] = rng.random(len(rows))
-        if latent:
-            for k in range(4):
-                out[f"z_{k}"] = rng.normal(size=len(rows))
-        return out
-
-
 @pytest.fixture()
 def manifests():
     return {("hmi", "train"): manifest_rows(30, "hmi", 1), ("hmi", "test"): manifest_rows(24, "hmt", 2),
