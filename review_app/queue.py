@@ -57,6 +57,9 @@ REASON_TIER: dict[str, int] = {
 BREAST_TASKS = ("breastbin", "acr", "density")
 IMAGE_TASKS = ("view",)
 REVIEW_SOURCE = "review"
+PATHOLOGY_SOURCES = ("biopsy", "surgery", "follow_up", "pathology")
+# report_mentions.type that can carry each task's evidence (label_mining/schemas.py)
+MENTION_TYPES = {"acr": ("assessment",), "breastbin": ("pathology", "assessment"), "density": ("density",)}
 _TASK_ORDER = {t: i for i, t in enumerate(LABEL_TASKS)}
 _VIEW_ORDER = {"CC": 0, "MLO": 1, "ML": 2}
 
@@ -76,6 +79,7 @@ QUEUE_SCHEMA = pa.schema([
     ("evidence", pa.string()),
     ("span_start", pa.int64()),
     ("span_end", pa.int64()),
+    ("report_row", pa.int64()),
     ("reasons", pa.string()),
     ("tier", pa.int8()),
     ("model_label", pa.string()),
@@ -115,18 +119,24 @@ def item_key(target_level: str, target_key: str, task: str) -> str:
 def conflict_kind(rule_id: object, source: object, explicit: object = None) -> str:
     """Name the kind of a flagged conflict from the label row's provenance.
 
-    The label miner may state it (``conflict_kind``); otherwise the rule id and source tell:
-    a pathology-derived source or rule means the report was contradicted by pathology.
+    The label miner marks how a conflict arose in the rule id (``…+readers_disagree``,
+    ``…+table_disagrees``) and the source (``biopsy``/``surgery``/``follow_up`` for pathology,
+    ``dicom_tag`` for view tags); an explicit ``conflict_kind`` column wins when present.
     """
     if isinstance(explicit, str) and explicit in REASON_TIER:
         return explicit
-    text = " ".join(str(v).lower() for v in (rule_id, source) if isinstance(v, str))
-    if any(word in text for word in ("patholog", "biopsy", "surgery", "follow_up", "follow-up")):
-        return "report_vs_pathology"
-    if "reader" in text:
+    rule = rule_id.lower() if isinstance(rule_id, str) else ""
+    src = source.lower() if isinstance(source, str) else ""
+    if "readers_disagree" in rule or "two_readers" in rule:
         return "two_readers"
-    if "tag" in text or "dicom" in text:
+    if "table_disagrees" in rule or "report_disagrees" in rule:
+        return "label_conflict"  # structured labels.csv vs the report
+    if src in PATHOLOGY_SOURCES or any(p in rule for p in ("patholog", "biopsy", "surgery", "follow_up")):
+        return "report_vs_pathology"
+    if "report_vs_tag" in rule or "tag_disagrees" in rule:
         return "report_vs_dicom_tag"
+    if src == "dicom_tag" or rule.startswith("view."):
+        return "dicom_tag_conflict"
     return "label_conflict"
 
 
@@ -215,27 +225,35 @@ def _model_opinion(pred_by_image: dict[str, pd.DataFrame], task: str, image_keys
     return classes[best], float(vector[best]), p_label
 
 
-def _span(mentions: pd.DataFrame | None, accession_key, task: str, evidence) -> tuple[int | None, int | None]:
-    """Character span of the evidence in the report, from report_mentions when they have it."""
-    if mentions is None or not len(mentions) or _is_missing(accession_key):
-        return None, None
-    start_col = next((c for c in ("span_start", "start") if c in mentions.columns), None)
-    end_col = next((c for c in ("span_end", "end") if c in mentions.columns), None)
-    if start_col is None or end_col is None or "accession_key" not in mentions.columns:
-        return None, None
+def _span(mentions: pd.DataFrame | None, accession_key, task: str, laterality: str | None,
+          evidence, label: str | None) -> tuple[int | None, int | None, int | None]:
+    """(span_start, span_end, report_row) of the mention behind a label, from report_mentions.
+
+    Candidates are the study's mentions of the task's type on this breast (or both breasts);
+    preferred are those quoted in the label's evidence sentence, then those whose value is the
+    label, then the earliest. No candidate -> no span (the page then searches the evidence).
+    """
+    if mentions is None or not len(mentions) or _is_missing(accession_key) or task not in MENTION_TYPES:
+        return None, None, None
     rows = mentions[mentions["accession_key"] == accession_key]
-    if "task" in rows.columns:
-        rows = rows[rows["task"] == task]
-    text_col = next((c for c in ("text", "evidence", "mention") if c in rows.columns), None)
-    if text_col is not None and isinstance(evidence, str) and evidence:
-        exact = rows[rows[text_col] == evidence]
-        if len(exact):
-            rows = exact
-    rows = rows.dropna(subset=[start_col, end_col])
+    if "type" in rows.columns:
+        rows = rows[rows["type"].isin(MENTION_TYPES[task])]
+    if laterality in ("L", "R") and "laterality" in rows.columns:
+        rows = rows[rows["laterality"].isin([laterality, "B"]) | rows["laterality"].isna()]
+    rows = rows.dropna(subset=["span_start", "span_end"])
     if not len(rows):
-        return None, None
-    first = rows.sort_values([start_col, end_col], kind="mergesort").iloc[0]
-    return int(first[start_col]), int(first[end_col])
+        return None, None, None
+    text = rows["text"].fillna("").str.lower() if "text" in rows.columns else pd.Series("", index=rows.index)
+    sentence = evidence.lower() if isinstance(evidence, str) else ""
+    quoted = text.map(lambda t: bool(t) and t in sentence)
+    value = rows["value"].fillna("") if "value" in rows.columns else pd.Series("", index=rows.index)
+    same = value.map(lambda v: label is not None and str(v).split(",")[0].split("-")[0][:1] == label[:1])
+    report_row = rows["report_row"] if "report_row" in rows.columns else pd.Series(0, index=rows.index)
+    ranked = rows.assign(_q=~quoted, _v=~same, _r=report_row).sort_values(
+        ["_q", "_v", "_r", "span_start", "span_end"], kind="mergesort")
+    best = ranked.iloc[0]
+    row = None if "report_row" not in rows.columns or _is_missing(best["report_row"]) else int(best["report_row"])
+    return int(best["span_start"]), int(best["span_end"]), row
 
 
 def build_queue(breast_labels: pd.DataFrame, image_labels: pd.DataFrame, *,
@@ -304,7 +322,8 @@ def build_queue(breast_labels: pd.DataFrame, image_labels: pd.DataFrame, *,
             reasons.add("model_disagreement")
         if not reasons:
             continue
-        span_start, span_end = _span(mentions_by_acc, acc, row.task, row.evidence)
+        laterality = row.breast_key[-1] if isinstance(row.breast_key, str) and ":" in row.breast_key else None
+        span_start, span_end, report_row = _span(mentions_by_acc, acc, row.task, laterality, row.evidence, label)
         images_json = json.dumps([
             {"image_key": r.image_key, "view": None if _is_missing(r.view) else str(r.view),
              "laterality": None if _is_missing(r.laterality) else str(r.laterality),
@@ -318,7 +337,7 @@ def build_queue(breast_labels: pd.DataFrame, image_labels: pd.DataFrame, *,
             "source": None if _is_missing(row.source) else str(row.source),
             "rule_id": None if _is_missing(row.rule_id) else str(row.rule_id),
             "evidence": None if _is_missing(row.evidence) else str(row.evidence),
-            "span_start": span_start, "span_end": span_end,
+            "span_start": span_start, "span_end": span_end, "report_row": report_row,
             "reasons": ";".join(sorted(reasons, key=lambda r: (REASON_TIER[r], r))),
             "tier": min(REASON_TIER[r] for r in reasons), "n_reasons": len(reasons),
             "model_label": model_label, "model_p_label": p_label, "images_json": images_json,
@@ -336,6 +355,7 @@ def build_queue(breast_labels: pd.DataFrame, image_labels: pd.DataFrame, *,
     queue["priority"] = np.arange(1, len(queue) + 1, dtype="int32")
     queue["span_start"] = queue["span_start"].astype("Int64")
     queue["span_end"] = queue["span_end"].astype("Int64")
+    queue["report_row"] = queue["report_row"].astype("Int64")
     queue["tier"] = queue["tier"].astype("int8")
     return queue[QUEUE_COLUMNS].reset_index(drop=True)
 

@@ -21,6 +21,7 @@ from curation.pseudonym import pseudonymise
 
 @dataclass(frozen=True)
 class Report:
+    row: int                # 0-based data row of reports.csv (report_mentions.report_row)
     text: str
     reader_level: str | None
     study_date: str | None
@@ -66,11 +67,11 @@ class ReportIndex:
             self._problems[batch] = "reports.csv lacks accession_number or report_text"
             return {}
         out: dict[str, list[Report]] = {}
-        for rec in frame.to_dict("records"):
+        for row, rec in enumerate(frame.to_dict("records")):
             acc = pseudonymise(rec["accession_number"], "accession", self._key)
             if acc is None:
                 continue
-            out.setdefault(acc, []).append(Report(text=rec["report_text"],
+            out.setdefault(acc, []).append(Report(row=row, text=rec["report_text"],
                                                   reader_level=rec.get("reader_level") or None,
                                                   study_date=rec.get("study_date") or None))
         return out
@@ -90,16 +91,13 @@ def highlight(text: str, evidence: str | None, span_start: int | None = None,
               span_end: int | None = None) -> list[Segment]:
     """Split ``text`` into plain and evidence segments (rendered escaped; evidence in <mark>).
 
-    The mined span is used when it lies inside this text and agrees with the evidence string
-    (a study read by two readers has two reports, and the span belongs to one of them);
-    otherwise the evidence is searched for. No match -> no highlight, never a wrong one.
+    The mined span (``report_mentions``; the caller passes it only for the report row it was
+    mined from) is used when it lies inside the text; otherwise the label's evidence sentence is
+    searched for. No match -> no highlight, never a wrong one.
     """
     span = None
     if span_start is not None and span_end is not None and 0 <= span_start < span_end <= len(text):
-        piece = " ".join(text[span_start:span_end].split()).lower()
-        wanted = " ".join((evidence or "").split()).lower()
-        if not wanted or wanted in piece or piece in wanted:
-            span = (span_start, span_end)
+        span = (span_start, span_end)
     if span is None and evidence:
         span = _find(text, evidence)
     if span is None:

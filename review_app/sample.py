@@ -28,6 +28,13 @@ REPORTS = [
      "Heterogeneously dense breasts."),
 ]
 
+# (phrase, report_mentions.type, value, laterality) as the label miner would find them
+MENTIONS = {
+    "ACC1001": [("BI-RADS 5", "assessment", "5", "L"), ("no suspicious findings", "assessment", "1", "R"),
+                ("B-C", "density", "B-C", "B")],
+    "ACC1002": [("ACR 3", "assessment", "3", "R"), ("Heterogeneously dense", "density", "C", "B")],
+}
+
 
 def build_sample_home(root: Path, key: bytes, *, image_size: tuple[int, int] = (96, 64)) -> MammoHome:
     home = MammoHome(Path(root)).ensure()
@@ -58,26 +65,35 @@ def build_sample_home(root: Path, key: bytes, *, image_size: tuple[int, int] = (
                               "orientation_disagreement": False})
                 image_labels.append(_label(image_key=image_key, breast_key=breast_key, task="view", label=view,
                                            u=0.0, source="dicom_tag", rule_id="tag.view_position"))
-    # ACC1001 left: malignant by report, confirmed by pathology -> certain, not queued
     a1 = pseudonymise("ACC1001", "accession", key)
     a2 = pseudonymise("ACC1002", "accession", key)
     breast_labels += [
-        _label(accession_key=a1, breast_key=f"{a1}:L", task="breastbin", label="1", u=0.0, source="biopsy",
-               rule_id="pathology.biopsy", evidence="spiculated mass upper outer quadrant, BI-RADS 5"),
+        # BI-RADS 5 in the report, benign core biopsy: discordant, the label miner flags it
+        _label(accession_key=a1, breast_key=f"{a1}:L", task="breastbin", label="0", u=0.3, source="biopsy",
+               rule_id="malignancy.biopsy_benign", evidence="biopsy 2020-01-20: benign", conflict=True),
         _label(accession_key=a1, breast_key=f"{a1}:L", task="acr", label="5", u=0.1, source="report",
-               rule_id="report.birads", evidence="BI-RADS 5"),
+               rule_id="birads.explicit", evidence="Left breast: spiculated mass upper outer quadrant, BI-RADS 5."),
         _label(accession_key=a1, breast_key=f"{a1}:L", task="density", label="B", u=0.6, source="report",
-               rule_id="report.density.range", evidence="Density probably B-C"),
-        _label(accession_key=a1, breast_key=f"{a1}:R", task="breastbin", label="0", u=0.2, source="report",
-               rule_id="report.no_findings", evidence="no suspicious findings"),
-        # pathology says malignant where the report said probably benign
-        _label(accession_key=a2, breast_key=f"{a2}:R", task="breastbin", label="1", u=0.3, source="biopsy",
-               rule_id="pathology.biopsy", evidence="probably benign", conflict=True),
+               rule_id="density.range", evidence="Density probably B-C."),
+        _label(accession_key=a1, breast_key=f"{a1}:R", task="breastbin", label="0", u=0.2, source="derived",
+               rule_id="malignancy.derived_from_acr", evidence="Right breast: no suspicious findings."),
+        # ACR 3 and a malignant biopsy: certain malignancy label, not queued; the hedged ACR 3 is
+        _label(accession_key=a2, breast_key=f"{a2}:R", task="breastbin", label="1", u=0.05, source="biopsy",
+               rule_id="malignancy.biopsy_malignant", evidence="biopsy 2020-01-25: malignant"),
         _label(accession_key=a2, breast_key=f"{a2}:R", task="acr", label="3", u=0.7, source="report",
-               rule_id="report.acr.hedged", evidence="probably benign, ACR 3"),
+               rule_id="birads.explicit",
+               evidence="Right breast: grouped microcalcifications, probably benign, ACR 3."),
         _label(accession_key=a2, breast_key=f"{a2}:L", task="density", label="C", u=0.2, source="report",
-               rule_id="report.density", evidence="Heterogeneously dense"),
+               rule_id="density.explicit", evidence="Heterogeneously dense breasts."),
     ]
+    mentions = []
+    for row, (acc, _, _, text) in enumerate(REPORTS):
+        acc_key = pseudonymise(acc, "accession", key)
+        for phrase, kind, value, side in MENTIONS[acc]:
+            start = text.index(phrase)
+            mentions.append({"accession_key": acc_key, "report_row": row, "span_start": start,
+                             "span_end": start + len(phrase), "text": phrase, "type": kind, "value": value,
+                             "laterality": side})
     for b in breast_labels:
         b["patient_pid"] = pseudonymise("PAT01" if b["accession_key"] == a1 else "PAT02", "patient", key)
         b["laterality"] = b["breast_key"][-1]
@@ -85,6 +101,7 @@ def build_sample_home(root: Path, key: bytes, *, image_size: tuple[int, int] = (
     labels_dir.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(breast_labels).to_parquet(labels_dir / "breast_labels.parquet", index=False)
     pd.DataFrame(image_labels).to_parquet(labels_dir / "image_labels.parquet", index=False)
+    pd.DataFrame(mentions).to_parquet(labels_dir / "report_mentions.parquet", index=False)
     home.catalog_path(BATCH).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(catalog).to_parquet(home.catalog_path(BATCH), index=False)
     pd.DataFrame(index).to_parquet(home.cache_index_path(BATCH), index=False)

@@ -68,6 +68,7 @@ class QueueItem(Base):
     evidence: Mapped[str | None] = mapped_column(Text)
     span_start: Mapped[int | None] = mapped_column(Integer)
     span_end: Mapped[int | None] = mapped_column(Integer)
+    report_row: Mapped[int | None] = mapped_column(Integer)  # data row of reports.csv the span is in
     reasons: Mapped[str] = mapped_column(String(400), nullable=False)
     model_label: Mapped[str | None] = mapped_column(String(16))
     model_p_label: Mapped[float | None] = mapped_column(Float)

@@ -88,8 +88,9 @@ def test_next_hands_out_the_highest_priority_item(sample, alice):
 def test_item_page_shows_report_with_evidence_highlighted_and_no_raw_identifiers(sample, alice):
     page = alice.get(f"/items/{item_id(sample[1], 'breastbin')}")
     assert page.status_code == 200
-    assert "<mark>probably benign</mark>" in page.text
-    assert "grouped microcalcifications" in page.text        # the report text itself
+    assert "<mark>BI-RADS 5</mark>" in page.text             # the mined span of the report's assessment
+    assert "spiculated mass upper outer quadrant" in page.text  # the report text itself
+    assert "biopsy 2020-01-20: benign" in page.text          # the label's own evidence
     for accession, patient, *_ in REPORTS:                     # raw identifiers never appear
         assert accession not in page.text and patient not in page.text
     assert "R1" not in re.sub(r"<[^>]+>", " ", page.text).split()  # nor the reader id
@@ -112,11 +113,11 @@ def test_confirm_records_who_when_previous_value_and_app_version(sample, alice):
     assert response.status_code == 303 and response.headers["location"] == "/next"
     (d,) = decisions(sample[1])
     assert (d.annotator, d.decision, d.label, d.previous_label, d.previous_u, d.app_version) == \
-           ("alice", "confirm", "1", "1", pytest.approx(0.3), APP_VERSION)
+           ("alice", "confirm", "0", "0", pytest.approx(0.3), APP_VERSION)
     assert d.base_version == 0 and d.resulting_version == 1
     with sample[1].state.session_factory() as session:
         item = session.get(QueueItem, iid)
-        assert (item.status, item.current_label, item.current_u, item.version) == ("decided", "1", 0.0, 1)
+        assert (item.status, item.current_label, item.current_u, item.version) == ("decided", "0", 0.0, 1)
 
 
 def test_correct_stores_the_chosen_class(sample, alice):
@@ -152,7 +153,7 @@ def test_second_annotator_on_the_same_item_gets_a_clear_conflict(sample, alice, 
     bob_form = form_fields(bob.get(f"/items/{iid}").text)
     assert alice.post(f"/items/{iid}/decision", data=dict(alice_form, action="confirm"),
                       follow_redirects=False).status_code == 303
-    late = bob.post(f"/items/{iid}/decision", data=dict(bob_form, action="correct:0"), follow_redirects=False)
+    late = bob.post(f"/items/{iid}/decision", data=dict(bob_form, action="correct:1"), follow_redirects=False)
     assert late.status_code == 409
     assert "Not saved: alice decided this item (confirm)" in late.text
     assert [d.annotator for d in decisions(sample[1])] == ["alice"]   # bob's did not overwrite
@@ -205,3 +206,25 @@ def test_export_writes_contract_columns_and_is_byte_stable(sample, alice, tmp_pa
     assert list(back["decision"]) == ["correct", "skip"]
     assert back.loc[0, "target_key"].startswith("A-") and back.loc[0, "target_level"] == "breast"
     assert str(back["decided_at"].dtype) == "datetime64[us, UTC]"
+
+
+def test_report_markup_is_shown_as_text_never_executed(sample, alice):
+    settings, app = sample
+    reports_csv = settings.mammo_home / "cohorts" / "hmi" / "reports.csv"
+    frame = pd.read_csv(reports_csv, dtype=str)
+    frame.loc[0, "report_text"] = "<img src=x onerror=alert(1)> BI-RADS 5 <script>alert(2)</script>"
+    frame.to_csv(reports_csv, index=False)
+    page = alice.get(f"/items/{item_id(app, 'breastbin')}").text
+    assert "<img src=x" not in page and "<script>alert" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_a_span_is_highlighted_only_in_the_report_it_was_mined_from(sample, alice):
+    settings, app = sample
+    reports_csv = settings.mammo_home / "cohorts" / "hmi" / "reports.csv"
+    frame = pd.read_csv(reports_csv, dtype=str)
+    second = frame.iloc[[0]].assign(report_text="Second reader: left mass, BI-RADS 4.", reader_level="junior")
+    pd.concat([frame, second]).to_csv(reports_csv, index=False)   # row 2: same study, another reader
+    page = alice.get(f"/items/{item_id(app, 'breastbin')}").text
+    assert page.count("<mark>") == 1 and "<mark>BI-RADS 5</mark>" in page
+    assert "Second reader: left mass, BI-RADS 4." in page

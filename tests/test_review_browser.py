@@ -55,7 +55,7 @@ def test_annotator_signs_in_confirms_one_label_and_corrects_another(served):
 
             page.click("#start")
             expect(page.locator("h1")).to_contain_text("Malignancy")
-            expect(page.locator(".report-text mark").first).to_have_text("probably benign")
+            expect(page.locator(".report-text mark").first).to_have_text("BI-RADS 5")
             image = page.locator(".images img").first
             expect(image).to_be_visible()
             page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
@@ -76,6 +76,6 @@ def test_annotator_signs_in_confirms_one_label_and_corrects_another(served):
         made = [(d.annotator, d.task, d.decision, d.label, d.previous_label)
                 for d in session.scalars(select(Decision).order_by(Decision.id))]
         statuses = {i.task: (i.status, i.current_label, i.current_u) for i in session.scalars(select(QueueItem))}
-    assert made == [("alice", "breastbin", "confirm", "1", "1"), ("alice", "acr", "correct", "4", "3")]
-    assert statuses["breastbin"] == ("decided", "1", 0.0) and statuses["acr"] == ("decided", "4", 0.0)
+    assert made == [("alice", "breastbin", "confirm", "0", "0"), ("alice", "acr", "correct", "4", "3")]
+    assert statuses["breastbin"] == ("decided", "0", 0.0) and statuses["acr"] == ("decided", "4", 0.0)
     assert statuses["density"][0] == "open"

@@ -33,7 +33,7 @@ def test_pathology_conflict_comes_first_then_other_conflicts_then_uncertainty_by
     b, i = frames([
         breast("A-1:L", "density", "B", 0.6),
         breast("A-2:R", "acr", "3", 0.9),
-        breast("A-3:L", "acr", "4", 0.2, source="report", rule_id="conflict.two_readers", conflict=True),
+        breast("A-3:L", "acr", "4", 0.2, source="report", rule_id="birads.explicit+readers_disagree", conflict=True),
         breast("A-4:R", "breastbin", "1", 0.1, source="biopsy", rule_id="pathology.biopsy", conflict=True),
     ])
     queue = build_queue(b, i)
@@ -49,7 +49,7 @@ def test_certain_labels_reviewed_labels_and_missing_labels_stay_out():
         breast("A-1:L", "acr", "2", 0.49),                                # below the threshold
         breast("A-2:L", "acr", "3", 0.9, source="review"),                # already decided by a person
         breast("A-3:L", "density", None, 1.0),                            # missing, nothing to review
-        breast("A-4:L", "breastbin", None, 1.0, conflict=True, rule_id="conflict.two_readers"),
+        breast("A-4:L", "breastbin", None, 1.0, conflict=True, rule_id="birads.explicit+readers_disagree"),
     ])
     assert keys(build_queue(b, i)) == ["breast|A-4:L|breastbin"]
     assert "breast|A-3:L|density" in keys(build_queue(b, i, config=QueueConfig(include_missing=True)))
@@ -109,12 +109,24 @@ def test_breast_malignancy_takes_the_most_suspicious_view():
     assert keys(queue) == ["breast|A-1:L|breastbin"] and queue.loc[0, "model_label"] == "1"
 
 
-def test_evidence_span_comes_from_report_mentions_when_they_have_it():
-    b, i = frames([breast("A-1:L", "acr", "3", 0.8, evidence="probably benign")])
-    mentions = pd.DataFrame({"accession_key": ["A-1", "A-1"], "task": ["acr", "acr"],
-                             "text": ["BI-RADS 2", "probably benign"], "span_start": [5, 40], "span_end": [14, 55]})
+def test_evidence_span_is_the_mention_of_that_task_on_that_breast_quoted_in_the_evidence():
+    sentence = "Left breast: grouped calcifications, probably benign, ACR 3."
+    b, i = frames([breast("A-1:L", "acr", "3", 0.8, evidence=sentence)])
+    mentions = pd.DataFrame({   # columns as label_mining.schemas.REPORT_MENTIONS_SCHEMA
+        "accession_key": ["A-1"] * 4, "report_row": [0, 0, 1, 1],
+        "type": ["assessment", "density", "assessment", "assessment"],
+        "laterality": ["B", "L", "R", "L"], "text": ["BI-RADS 4", "dense", "ACR 2", "ACR 3"],
+        "value": ["4", "C", "2", "3"], "span_start": [3, 10, 20, 54], "span_end": [12, 15, 25, 59]})
     queue = build_queue(b, i, mentions=mentions)
-    assert (queue.loc[0, "span_start"], queue.loc[0, "span_end"]) == (40, 55)
+    assert (queue.loc[0, "span_start"], queue.loc[0, "span_end"], queue.loc[0, "report_row"]) == (54, 59, 1)
+
+
+def test_no_mention_of_the_task_leaves_the_span_empty():
+    b, i = frames([breast("A-1:L", "density", "C", 0.8, evidence="dense")])
+    mentions = pd.DataFrame({"accession_key": ["A-1"], "report_row": [0], "type": ["assessment"],
+                             "laterality": ["L"], "text": ["ACR 3"], "value": ["3"], "span_start": [0],
+                             "span_end": [5]})
+    assert pd.isna(build_queue(b, i, mentions=mentions).loc[0, "span_start"])
 
 
 def test_same_rows_in_any_order_give_byte_identical_parquet():
@@ -142,11 +154,13 @@ def test_max_items_keeps_the_highest_priorities():
 
 
 @pytest.mark.parametrize("rule_id, source, explicit, kind", [
-    ("pathology.biopsy", "biopsy", None, "report_vs_pathology"),
-    ("report.acr", "follow_up", None, "report_vs_pathology"),
-    ("conflict.two_readers", "report", None, "two_readers"),
-    ("conflict.report_vs_tag", "report", None, "report_vs_dicom_tag"),
-    ("conflict.addendum", "report", None, "label_conflict"),
+    ("malignancy.biopsy_benign", "biopsy", None, "report_vs_pathology"),
+    ("malignancy.follow_up_malignant", "follow_up", None, "report_vs_pathology"),
+    ("birads.explicit+readers_disagree", "report", None, "two_readers"),
+    ("table.acr+report_disagrees", "labels_csv", None, "label_conflict"),
+    ("view.ViewPosition", "dicom_tag", None, "dicom_tag_conflict"),
+    ("density.report_vs_tag", "report", None, "report_vs_dicom_tag"),
+    ("birads.explicit", "report", None, "label_conflict"),
     ("anything", "report", "two_readers", "two_readers"),
 ])
 def test_conflict_kind_is_read_from_provenance(rule_id, source, explicit, kind):
