@@ -70,7 +70,6 @@ def synthetic_inputs(n_patients: int = 20, batch: str = "hmi", malignant_every: 
     catalog["rows"] = catalog["rows"].astype("int32")
     catalog["cols"] = catalog["cols"].astype("int32")
     labels = pd.DataFrame(labels)
-    labels["label"] = labels["label"].astype("string")
     return catalog, labels, pd.DataFrame(index)
 
 

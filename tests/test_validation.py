@@ -102,3 +102,11 @@ def test_suite_fingerprints_are_stable_and_distinct():
     assert len({suite_fingerprint(s) for s in ("catalog", "labels", "manifest")}) == 3
     with pytest.raises(ValueError, match="unknown suite 'cat'"):
         suite_fingerprint("cat")
+
+
+def test_labels_as_read_back_from_parquet_pass_and_numeric_labels_fail(clean, tmp_path):
+    path = tmp_path / "image_labels.parquet"
+    clean[1].to_parquet(path, index=False)
+    assert validate(pd.read_parquet(path), "labels").success  # pandas 3 "str" dtype
+    numeric = clean[1][clean[1]["task"] == "acr"].assign(label=lambda f: f["label"].astype(int))
+    assert ("expect_column_values_to_be_in_set", "label") in _failing(validate(numeric, "labels"))
