@@ -68,7 +68,7 @@ EXCLUSION_REASONS = {
     "preprocess_quarantined": "Preprocessing rejected the image; see cache/<batch>/quarantine.parquet.",
     "not_preprocessed": "No cached image for this catalogued image; materialise preprocessed_images for its batch.",
     "patient_unknown": "No PatientID, so the image cannot be kept out of a second split; fix the header at the source.",
-    "breast_unknown": "No breast_key, so breast-wise grouping cannot place the image.",
+    "breast_unknown": "No breast_key (no laterality or no accession/study), so the image cannot be placed by breast.",
 }
 
 # DICOM Manufacturer (0008,0070) is free text ("HOLOGIC, Inc.", "Hologic"); strata need one name per vendor
@@ -140,17 +140,17 @@ def _keys(frame: pd.DataFrame | None) -> set[str]:
 
 
 def build_rows(catalog: pd.DataFrame, image_labels: pd.DataFrame, cache_index: pd.DataFrame,
-               cache_quarantine: pd.DataFrame | None = None,
-               group_by: str = "patient") -> tuple[pd.DataFrame, pd.DataFrame]:
+               cache_quarantine: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Join catalogue, preprocessed index and labels into manifest rows (plus ``cohort`` and
     ``batch``, before splitting) and the excluded images with their reasons."""
     cat = catalog.drop_duplicates("image_key").set_index("image_key", drop=False)
     index = cache_index.drop_duplicates("image_key").set_index("image_key")
     quarantined = _keys(cache_quarantine)
 
-    group_col = "patient_pid" if group_by == "patient" else "breast_key"
+    # both keys are needed whatever the grouping: the patient for the leak check, the breast for
+    # breast-wise evaluation (max over a breast's views)
     reason = pd.Series(None, index=cat.index, dtype=object)
-    no_group = cat[group_col].isna() | cat["patient_pid"].isna()
+    no_group = cat["breast_key"].isna() | cat["patient_pid"].isna()
     reason[no_group] = np.where(cat.loc[no_group, "patient_pid"].isna(), "patient_unknown", "breast_unknown")
     not_cached = ~cat.index.isin(index.index)
     reason[not_cached] = np.where(cat.index[not_cached].isin(list(quarantined)),
@@ -393,7 +393,7 @@ def build_all(home: MammoHome, config: SplitConfig, cohort_roles: dict[str, str]
     index = load_cache_index(home)
     if index.empty:
         index = pd.DataFrame(columns=["image_key", "cache_path", "height", "width"])
-    rows, excluded = build_rows(catalog, labels, index, load_cache_quarantine(home, catalog), config.group_by)
+    rows, excluded = build_rows(catalog, labels, index, load_cache_quarantine(home, catalog))
     rows = assign_cohort_splits(rows, config, cohort_roles, default_role)
     write_manifests(rows, home.manifests, split_metadata(config))
     write_table(excluded, EXCLUDED_SCHEMA, excluded_path(home))
