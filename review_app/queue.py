@@ -28,8 +28,10 @@ Targets: breast-level tasks (breastbin, acr, density) are reviewed once per brea
 ``breast_labels``; the image-level ``view`` task once per image from ``image_labels``. An image
 with an orientation disagreement additionally gets image-level items for each of its labels,
 because the fix (``unknown`` on that image) must not touch the other images of the breast.
-Rows already decided by review (``source == "review"``) never re-enter the queue; missing labels
-(null) only enter when they carry a conflict, unless ``include_missing``.
+Labels already decided by a person never re-enter the queue: rows with ``source == "review"``
+and any (level, key, task) with a non-skip decision in ``adjudications`` (``breast_labels`` keeps
+the mined value; the decision is applied when ``image_labels`` is built). Missing labels (null)
+only enter when they carry a conflict, unless ``include_missing``.
 """
 
 from __future__ import annotations
@@ -259,12 +261,13 @@ def _span(mentions: pd.DataFrame | None, accession_key, task: str, laterality: s
 def build_queue(breast_labels: pd.DataFrame, image_labels: pd.DataFrame, *,
                 catalog: pd.DataFrame | None = None, index: pd.DataFrame | None = None,
                 predictions: pd.DataFrame | None = None, mentions: pd.DataFrame | None = None,
-                config: QueueConfig = QueueConfig()) -> pd.DataFrame:
+                adjudications: pd.DataFrame | None = None, config: QueueConfig = QueueConfig()) -> pd.DataFrame:
     """The review queue (columns :data:`QUEUE_COLUMNS`), ordered, ``priority`` = 1, 2, …
 
     ``breast_labels``/``image_labels`` follow CONTRACTS.md plus a ``batch`` column; ``catalog``
     and the preprocessing ``index`` give each image its view, cache path and orientation flag;
-    ``predictions`` (``model.predict`` output) enables the model-disagreement reason.
+    ``predictions`` (``model.predict`` output) enables the model-disagreement reason;
+    ``adjudications`` (``labels/adjudications.parquet``) removes labels a person already decided.
     """
     _require(breast_labels, "breast_labels", ["breast_key", "accession_key", *_LABEL_COLUMNS])
     _require(image_labels, "image_labels", ["image_key", "breast_key", *_LABEL_COLUMNS])
@@ -295,9 +298,15 @@ def build_queue(breast_labels: pd.DataFrame, image_labels: pd.DataFrame, *,
             acc = row.breast_key.rsplit(":", 1)[0]  # breast_key = accession_key:laterality (CONTRACTS)
         candidates.append(("image", row.image_key, row, imgs, acc))
 
+    decided: set[tuple[str, str, str]] = set()
+    if adjudications is not None and len(adjudications):
+        _require(adjudications, "adjudications", ["target_level", "target_key", "task", "decision"])
+        done = adjudications[adjudications["decision"] != "skip"]
+        decided = set(zip(done["target_level"], done["target_key"], done["task"]))
+
     items = []
     for level, target, row, imgs, acc in candidates:
-        if getattr(row, "source", None) == REVIEW_SOURCE:
+        if getattr(row, "source", None) == REVIEW_SOURCE or (level, target, row.task) in decided:
             continue
         label = _label_str(row.label)
         u = None if _is_missing(row.u) else float(row.u)

@@ -1,8 +1,9 @@
 """Load the review queue (``labels/review_queue.parquet``) into the app database.
 
 Items are matched by ``item_key`` so a re-built queue never duplicates work: new items are
-added, known ones get the new proposal and priority, and items that left the queue are
-deactivated (kept, because decisions point at them). When the proposal of an open item
+added, known ones get the new proposal and priority, and open items that left the queue are
+deactivated (kept, because decisions point at them). Decided items stay as they are: they left
+the queue *because* they were decided, and they still count in the progress. When the proposal of an open item
 changes, its version is bumped so an annotator looking at the old proposal gets a conflict
 instead of confirming a label that no longer exists.
 """
@@ -83,10 +84,11 @@ def sync_queue(session: Session, queue: pd.DataFrame) -> SyncResult:
                             .values(priority=values["priority"], reasons=values["reasons"], active=True,
                                     synced_at=now).execution_options(synchronize_session=False))
             updated += 1
-    gone = [item.id for key, item in existing.items() if key not in seen and item.active]
+    gone = [item.id for key, item in existing.items()
+            if key not in seen and item.active and item.status == "open"]
     if gone:
-        session.execute(update(QueueItem).where(QueueItem.id.in_(gone)).values(active=False)
+        session.execute(update(QueueItem).where(QueueItem.id.in_(gone), QueueItem.status == "open")
+                        .values(active=False)
                         .execution_options(synchronize_session=False))
     session.flush()
-    active = len(seen)
-    return SyncResult(added=added, updated=updated, deactivated=len(gone), active=active)
+    return SyncResult(added=added, updated=updated, deactivated=len(gone), active=len(seen))

@@ -32,6 +32,7 @@ class QueueInputs:
     index: pd.DataFrame | None
     mentions: pd.DataFrame | None
     predictions: pd.DataFrame | None
+    adjudications: pd.DataFrame | None
     batches: list[str]
     notes: list[str] = field(default_factory=list)
 
@@ -91,14 +92,16 @@ def load_queue_inputs(home: MammoHome, predictions_path: Path | None = None) -> 
         predictions = pd.read_parquet(predictions_path)
     else:
         notes.append("no model predictions given: model-disagreement reason off")
-    return QueueInputs(breast, image, catalog, index, mentions, predictions, batches, notes)
+    adjudications = pd.read_parquet(adjudications_path(home)) if adjudications_path(home).is_file() else None
+    return QueueInputs(breast, image, catalog, index, mentions, predictions, adjudications, batches, notes)
 
 
 def build_queue_for_home(home: MammoHome, config: QueueConfig = QueueConfig(),
                          predictions_path: Path | None = None) -> tuple[pd.DataFrame, QueueInputs]:
     inputs = load_queue_inputs(home, predictions_path)
     queue = build_queue(inputs.breast_labels, inputs.image_labels, catalog=inputs.catalog, index=inputs.index,
-                        predictions=inputs.predictions, mentions=inputs.mentions, config=config)
+                        predictions=inputs.predictions, mentions=inputs.mentions,
+                        adjudications=inputs.adjudications, config=config)
     return queue, inputs
 
 

@@ -67,6 +67,13 @@ def test_adjudications_asset_exports_decisions_and_checks_them(home):
     assert frame.loc[0, "label"] == "4" and pd.isna(frame.loc[1, "label"])
     (check,) = result.get_asset_check_evaluations()
     assert check.passed
+    # the decided label leaves the rebuilt queue but stays decided (and counted) in the app
+    rebuilt = materialise(review_queue, home)
+    assert list(pd.read_parquet(home.labels / "review_queue.parquet")["task"]) == ["breastbin", "density"]
+    assert rebuilt.asset_materializations_for_node("review_queue")[0].metadata["app_no_longer_flagged"].value == 0
+    with factory() as session:
+        acr = session.get(QueueItem, items["acr"])
+        assert (acr.active, acr.status, acr.current_label) == (True, "decided", "4")
 
 
 def test_adjudication_check_names_each_malformed_decision():

@@ -55,6 +55,16 @@ def test_certain_labels_reviewed_labels_and_missing_labels_stay_out():
     assert "breast|A-3:L|density" in keys(build_queue(b, i, config=QueueConfig(include_missing=True)))
 
 
+def test_labels_a_person_already_decided_do_not_come_back():
+    b, i = frames([breast("A-1:L", "acr", "3", 0.9), breast("A-2:L", "acr", "3", 0.9),
+                   breast("A-3:L", "acr", "3", 0.9)])
+    adjudications = pd.DataFrame({"target_level": ["breast", "breast", "image"],
+                                  "target_key": ["A-1:L", "A-2:L", "A-3:L"], "task": ["acr"] * 3,
+                                  "decision": ["confirm", "skip", "confirm"]})
+    # a skip decides nothing; an image-level decision is not the breast's
+    assert keys(build_queue(b, i, adjudications=adjudications)) == ["breast|A-2:L|acr", "breast|A-3:L|acr"]
+
+
 def test_threshold_is_inclusive():
     b, i = frames([breast("A-1:L", "acr", "3", 0.5)])
     assert keys(build_queue(b, i, config=QueueConfig(u_threshold=0.5))) == ["breast|A-1:L|acr"]
