@@ -48,13 +48,15 @@ def test_an_out_of_vocabulary_label_is_refused_naming_the_image():
 
 def test_every_catalogued_image_is_in_a_manifest_or_excluded_with_a_reason():
     catalog, labels, index = synthetic_inputs(10)
-    unprocessed, rejected, no_patient = catalog["image_key"].iloc[:3]
+    unprocessed, rejected, no_patient, no_breast = catalog["image_key"].iloc[:4]
     index = index[~index["image_key"].isin([unprocessed, rejected])]
     catalog.loc[catalog["image_key"] == no_patient, "patient_pid"] = None
+    catalog.loc[catalog["image_key"] == no_breast, "breast_key"] = None
     quarantine = pd.DataFrame({"image_key": [rejected], "reason_code": ["no_breast"]})
     rows, excluded = mf.build_rows(catalog, labels, index, quarantine)
     assert dict(zip(excluded["image_key"], excluded["reason"])) == {
-        unprocessed: "not_preprocessed", rejected: "preprocess_quarantined", no_patient: "patient_unknown"}
+        unprocessed: "not_preprocessed", rejected: "preprocess_quarantined", no_patient: "patient_unknown",
+        no_breast: "breast_unknown"}
     assert len(rows) + len(excluded) == len(catalog)
     assert rows["image_key"].is_unique
 
