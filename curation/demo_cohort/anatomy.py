@@ -161,7 +161,9 @@ def render_anatomy(rng: np.random.Generator, geom: Geometry, density: str) -> tu
     gland = fibroglandular(rng, geom, inside, thickness, density)
     pec = pectoral(geom) * inside
     texture = 0.6 * radial_streaks(rng, geom) + 0.4 * smooth_noise(rng, h, w, 70)
-    tissue = (0.12 + 0.24 * thickness + 0.20 * gland * np.sqrt(thickness)
+    # skin is denser than the subcutaneous fat beneath it: a faint bright rim along the edge
+    skin = np.exp(-(thickness ** 2) / 0.04)
+    tissue = (0.12 + 0.24 * thickness + 0.07 * skin + 0.20 * gland * np.sqrt(thickness)
               + (0.015 + 0.03 * gland) * texture * thickness + 0.22 * pec)
     image = np.where(inside, tissue, BACKGROUND_LEVEL).astype(np.float32)
     # the skin line blurs into the background over a few pixels
