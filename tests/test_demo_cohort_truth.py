@@ -257,3 +257,21 @@ def test_malignancy_and_density_are_learnable_from_small_images_but_not_triviall
     brightness = X[:, 4]
     rho = np.corrcoef(np.argsort(np.argsort(order)), np.argsort(np.argsort(brightness)))[0, 1]
     assert rho > 0.3, rho
+
+
+def test_double_read_exams_have_a_senior_reading_of_record_and_a_second_report(big, truth):
+    reports = pd.read_csv(big / "reports.csv", keep_default_na=False)
+    breasts = truth[truth.level == "breast"]
+    double = breasts[breasts.second_reader_acr.notna()]
+    assert 2 <= double.accession_number.nunique() <= 20
+    counts = reports.accession_number.value_counts()
+    assert set(counts[counts == 2].index) == set(double.accession_number) and counts.max() == 2
+    for accession, rows in reports[reports.accession_number.isin(double.accession_number)].groupby(
+            "accession_number", sort=False):
+        assert list(rows.reader_level)[0] == "senior" and list(rows.reader_level)[1] in ("junior", "resident")
+        assert rows.reader_id.nunique() == 2
+    for row in double.itertuples():
+        if row.readers_disagree:
+            assert abs(int(row.second_reader_acr) - int(row.report_acr)) == 1
+        else:
+            assert int(row.second_reader_acr) == int(row.report_acr)

@@ -23,7 +23,7 @@ from .dicom_writer import build_dataset, choose_header
 from .plan import ExamPlan, plan_exam
 from .profiles import COHORTS, profile
 from .render import render_view
-from .reports import write_report
+from .reports import second_reading, write_report
 from .seeding import rng_for, uid_for
 from .truth import write_truth
 from .vendors import to_stored
@@ -128,6 +128,11 @@ def generate_cohort(cohort: str, patients: int, seed: int, out: Path, height: in
         report, labels = write_report(exam, prof, rng_for(seed, cohort, exam.index, "report"))
         if report is not None:
             report_rows.append(asdict(report))
+        second_labels, discordant = None, None
+        if report is not None and exam.second_reader is not None:
+            second, second_labels, discordant = second_reading(exam, prof,
+                                                               rng_for(seed, cohort, exam.index, "report", 2))
+            report_rows.append(asdict(second))
         pathology_rows.extend(pathology_mod.pathology_rows(exam))
         uids = {"study": uid_for(seed, cohort, exam.index, "study"),
                 "series": uid_for(seed, cohort, exam.index, "series", 71 if exam.for_processing else 1)}
@@ -186,6 +191,9 @@ def generate_cohort(cohort: str, patients: int, seed: int, out: Path, height: in
                 "report_density_range": labels.density_range, "report_revised_by_addendum": labels.revised_by_addendum[lat],
                 "report_hedged": labels.hedged, "report_style": labels.style, "reader_level": exam.reader_level,
                 "n_findings": len(b.findings),
+                "second_reader_acr": second_labels.acr[lat] if second_labels else None,
+                "second_reader_level": exam.second_reader[1] if second_labels else None,
+                "readers_disagree": (discordant == lat) if second_labels else None,
                 "lesion_kinds": [f.kind for f in b.findings],
             })
         if progress is not None:

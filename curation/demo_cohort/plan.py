@@ -117,6 +117,7 @@ class ExamPlan:
     for_processing: bool
     reader_id: str
     reader_level: str
+    second_reader: tuple[str, str] | None = None     # (reader_id, level) when double-read
     breasts: dict[str, BreastPlan] = field(default_factory=dict)
     images: tuple[ImagePlan, ...] = ()
 
@@ -244,6 +245,16 @@ def plan_exam(prof: CohortProfile, seed: int, index: int) -> ExamPlan:
     reader_i = int(rng.choice(len(READERS), p=np.asarray(READER_WEIGHTS) / sum(READER_WEIGHTS)))
     for_processing = bool(rng.random() < prof.p_for_processing)
 
+    # Double reading (European screening practice): the reading of record is a senior's; the
+    # second reader is a junior or resident whose report may differ by one category.
+    second_reader = None
+    if rng.random() < prof.p_double_reading:
+        seniors = [r for r in READERS if r[1] == "senior"]
+        if READERS[reader_i][1] != "senior":
+            reader_i = READERS.index(seniors[int(rng.integers(0, len(seniors)))])
+        trainees = [r for r in READERS if r[1] in ("junior", "resident")]
+        second_reader = trainees[int(rng.integers(0, len(trainees)))]
+
     # Fake PHI: deliberately distinctive ("ZZ"-prefixed, invented syllables) so a PHI scan
     # of the pipeline's outputs can search for every planted value without false hits.
     cohort_tag = prof.name.upper()
@@ -258,5 +269,6 @@ def plan_exam(prof: CohortProfile, seed: int, index: int) -> ExamPlan:
         birth_date=study_date - timedelta(days=age_days), accession=accession, study_date=study_date,
         study_time=study_time, manufacturer=manufacturer, model=VENDOR_MODELS[manufacturer],
         institution=prof.institution, referring=referring, for_processing=for_processing,
-        reader_id=READERS[reader_i][0], reader_level=READERS[reader_i][1], breasts=breasts, images=images,
+        reader_id=READERS[reader_i][0], reader_level=READERS[reader_i][1], second_reader=second_reader,
+        breasts=breasts, images=images,
     )

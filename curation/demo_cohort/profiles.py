@@ -36,6 +36,7 @@ class CohortProfile:
     p_addendum: float                       # addendum revises one breast's category
     p_pathology_malignant: float            # malignant breast with a biopsy/surgery row
     p_followup_benign: float                # benign breast with a negative follow-up row
+    p_double_reading: float                 # exam read by a second (junior) reader too: a second report row
     institution: str
 
 
@@ -50,7 +51,7 @@ PROFILES: dict[str, CohortProfile] = {
         density={"A": 0.18, "B": 0.46, "C": 0.30, "D": 0.06},
         p_missing_view=0.10, p_ml_view=0.03, p_for_processing=0.03,
         p_report_missing=0.0, p_assessment_omitted=0.0, p_density_omitted=0.0, p_one_breast_only=0.0,
-        p_addendum=0.08, p_pathology_malignant=1.0, p_followup_benign=0.5,
+        p_addendum=0.08, p_pathology_malignant=1.0, p_followup_benign=0.5, p_double_reading=0.08,
         institution="ZZ-DEMO Helvetia Mammo Institute",
     ),
     "inb": CohortProfile(
@@ -63,7 +64,7 @@ PROFILES: dict[str, CohortProfile] = {
         density={"A": 0.33, "B": 0.36, "C": 0.24, "D": 0.07},
         p_missing_view=0.05, p_ml_view=0.02, p_for_processing=0.0,
         p_report_missing=0.0, p_assessment_omitted=0.0, p_density_omitted=0.0, p_one_breast_only=0.0,
-        p_addendum=0.06, p_pathology_malignant=0.9, p_followup_benign=0.3,
+        p_addendum=0.06, p_pathology_malignant=0.9, p_followup_benign=0.3, p_double_reading=0.0,
         institution="ZZ-DEMO Porto Breast Centre",
     ),
     "vtb": CohortProfile(
@@ -76,7 +77,7 @@ PROFILES: dict[str, CohortProfile] = {
         density={"A": 0.10, "B": 0.45, "C": 0.38, "D": 0.07},
         p_missing_view=0.12, p_ml_view=0.05, p_for_processing=0.02,
         p_report_missing=0.05, p_assessment_omitted=0.40, p_density_omitted=0.30, p_one_breast_only=0.15,
-        p_addendum=0.03, p_pathology_malignant=0.5, p_followup_benign=0.05,
+        p_addendum=0.03, p_pathology_malignant=0.5, p_followup_benign=0.05, p_double_reading=0.04,
         institution="ZZ-DEMO Indiana Tissue Bank Imaging",
     ),
 }

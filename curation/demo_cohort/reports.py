@@ -28,7 +28,7 @@ Extraction rules the truth follows (``ReportLabels``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -388,3 +388,40 @@ def write_report(exam: ExamPlan, prof: CohortProfile, rng: np.random.Generator) 
         text += "\n\n" + addendum
     return Report(exam.accession, exam.patient_id, exam.study_date.isoformat(), text,
                   exam.reader_id, exam.reader_level), labels
+
+
+# One step a second reader may differ by, per category (6 = proven cancer: nobody disagrees)
+_DISCORDANT_STEP = {1: (2,), 2: (1, 3), 3: (2, 4), 4: (3, 5), 5: (4,)}
+
+
+def second_reading(exam: ExamPlan, prof: CohortProfile, rng: np.random.Generator
+                   ) -> tuple[Report, ReportLabels, str | None]:
+    """The second reader's report of a double-read exam: (report, labels, discordant side or None).
+
+    The second reader writes complete reports (assessment and density, no addendum); in about
+    a third of exams they grade one breast one category away from the reading of record.
+    """
+    if exam.second_reader is None:
+        raise ValueError("second_reading needs an exam with a second reader")
+    breasts = dict(exam.breasts)
+    discordant = None
+    candidates = [lat for lat in ("R", "L") if breasts[lat].acr in _DISCORDANT_STEP]
+    if candidates and rng.random() < 0.35:
+        discordant = candidates[int(rng.integers(0, len(candidates)))]
+        b = breasts[discordant]
+        steps = _DISCORDANT_STEP[b.acr]
+        new = steps[int(rng.integers(0, len(steps)))]
+        if b.findings:
+            top = max(range(len(b.findings)), key=lambda i: b.findings[i].category)
+            findings = tuple(replace(f, category=new if i == top else min(f.category, new))
+                             for i, f in enumerate(b.findings))
+        else:
+            findings = ()
+        breasts[discordant] = replace(b, acr=new, findings=findings)
+    reader_id, level = exam.second_reader
+    second = replace(exam, breasts=breasts, reader_id=reader_id, reader_level=level)
+    complete = replace(prof, p_report_missing=0.0, p_assessment_omitted=0.0, p_density_omitted=0.0,
+                       p_one_breast_only=0.0, p_addendum=0.0)
+    report, labels = write_report(second, complete, rng)
+    assert report is not None
+    return report, labels, discordant

@@ -11,7 +11,10 @@ One table, two kinds of rows (``level``):
 * ``breast`` — one per (exam, laterality): the true labels and the labels the report
   intends (``report_acr``, ``report_density``, ``report_malignant``: null where the report
   gives none), ``pathology_malignant`` (null without conclusive pathology/follow-up) and
-  flags describing how the report says it.
+  flags describing how the report says it. Double-read exams (two rows in reports.csv
+  for one accession; the reading of record — always a senior's — comes first) add
+  ``second_reader_acr``, ``second_reader_level`` and ``readers_disagree``; ``report_acr``
+  stays the reading of record's.
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ SCHEMA = pa.schema([
     ("report_style", pa.string()),
     ("reader_level", pa.string()),
     ("n_findings", pa.int8()),
+    ("second_reader_acr", pa.int8()),
+    ("second_reader_level", pa.string()),
+    ("readers_disagree", pa.bool_()),
 ])
 
 
