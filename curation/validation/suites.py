@@ -178,10 +178,19 @@ def build_suite(name: str, context=None) -> gx.ExpectationSuite:
     return suite
 
 
-def suite_fingerprint(name: str) -> str:
-    """SHA-256 (16 hex) of the suite's expectations without their random ids: changes iff a rule changes."""
+def suite_spec(name: str) -> dict:
+    """The suite as plain JSON-able data (no random ids): what a reviewer reads and a diff shows."""
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; expected one of {sorted(SUITES)}")
-    config = [{"type": e.expectation_type, "kwargs": e.configuration.kwargs, "description": e.description}
-              for e in SUITES[name]()]
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    expectations = []
+    for e in SUITES[name]():
+        kwargs = {k: (repr(v) if k == "row_condition" and v is not None else v)
+                  for k, v in e.configuration.kwargs.items()}
+        expectations.append({"type": e.expectation_type, "kwargs": kwargs, "description": e.description})
+    return {"suite": f"mammo_mtl.{name}", "suite_version": SUITE_VERSIONS[name], "expectations": expectations}
+
+
+def suite_fingerprint(name: str) -> str:
+    """SHA-256 (16 hex) of the suite's expectations without their random ids: changes iff a rule changes."""
+    spec = suite_spec(name)["expectations"]
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -8,6 +8,8 @@ the dataset card (the paper's Table 1 for our data).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 
@@ -109,6 +111,25 @@ def card() -> None:
     from curation.home import MammoHome
 
     typer.echo(mf.card_markdown(mf.dataset_card(mf.read_manifest(MammoHome.from_env()))))
+
+
+@manifests_app.command("suites")
+def suites(out: Path = typer.Option(None, "--out", help="write <suite>.json here (default: print)")) -> None:
+    """Show the versioned GX suites (expectations as JSON, version, fingerprint)."""
+    import json
+
+    from curation.validation.suites import SUITES, suite_fingerprint, suite_spec
+
+    for name in SUITES:
+        spec = {**suite_spec(name), "fingerprint": suite_fingerprint(name)}
+        text = json.dumps(spec, indent=1, sort_keys=True, default=str)
+        if out is None:
+            typer.echo(text)
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"{name}.json").write_text(text + "\n", encoding="utf-8")
+            typer.echo(f"{name}: v{spec['suite_version']} ({len(spec['expectations'])} expectations, "
+                       f"fingerprint {spec['fingerprint']}) -> {out / (name + '.json')}")
 
 
 def register(app: typer.Typer) -> None:
