@@ -178,6 +178,9 @@ def test_report_labels_are_what_the_text_states():
                     assert "addendum" in lower and str(labels.acr[lat]) in lower.split("addendum", 1)[1]
                 if labels.acr[lat] is not None and not labels.revised_by_addendum[lat]:
                     assert labels.acr[lat] == exam.breasts[lat].acr
+            unassessed = [lat for lat in ("L", "R") if labels.acr[lat] is None]
+            if len(unassessed) == 1:   # only the other breast is assessed: no assessment words leak in
+                assert "probably benign" not in lower or exam.breasts[("R" if unassessed[0] == "L" else "L")].acr == 3
             if labels.density["L"] is not None:
                 assert labels.density == {lat: exam.breasts[lat].density for lat in ("L", "R")}
 

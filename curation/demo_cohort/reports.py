@@ -286,8 +286,8 @@ def write_report(exam: ExamPlan, prof: CohortProfile, rng: np.random.Generator) 
         else:
             cats = {f.category for f in b.findings}
             show = per_finding_category and lat in assessed and lat != addendum_side and len(cats) > 1
-            body = " ".join(w.finding(f, show, neutral=not give_assessment) for f in b.findings)
-            hedged |= give_assessment and any(f.category in (3, 4) for f in b.findings)
+            body = " ".join(w.finding(f, show, neutral=lat not in assessed) for f in b.findings)
+            hedged |= lat in assessed and any(f.category in (3, 4) for f in b.findings)
         label = w.pick((f"{SIDE_WORD[lat].capitalize()} breast: ", f"{SIDE_WORD[lat].upper()}: ",
                         f"{lat}: ", f"{SIDE_WORD[lat].capitalize()}: "))
         findings_parts.append(label + body)
