@@ -7,7 +7,8 @@ this single-threaded process (OpenCV and BLAS pinned to one thread):
             whole image to height H — the least any pipeline must do;
 * ours      ``read_dicom`` + ``preprocess`` (LUTs, mask, flip, crop, resize, pad) -> the 16-bit output
             (x * 65535, what the cache stores; the float32 [0, 1] view is one multiply away);
-* ours+png  the same plus writing the cache entry (16-bit PNG + JSON sidecar) to disk, as the runner does;
+* ours+png  the same plus writing the cache entry (16-bit PNG + JSON sidecar) to disk, as the runner does,
+            also set against "floor+write" (the floor's output written the same way);
 * nyu       decode + the NYU-style crop (``img > 0``, 100 binary erosions, largest component,
             100 binary dilations, scipy.ndimage as in the public code) + one resize of its crop.
 
@@ -56,6 +57,12 @@ def floor(path: str, height: int) -> np.ndarray:
     arr = pydicom.dcmread(path).pixel_array
     h, w = arr.shape
     return cv2.resize(arr, (round(w * height / h), height), interpolation=cv2.INTER_AREA)
+
+
+def floor_write(path: str, height: int, cache_root: Path, png_compression: int) -> None:
+    """The floor plus the same cache write, so the write's own cost can be set apart."""
+    out = floor(path, height)
+    write_entry(cache_root, f"floor/{Path(path).stem}.png", out, dict.fromkeys(_SIDECAR_FIELDS), png_compression)
 
 
 def ours(path: str, config: PreprocessConfig):
@@ -154,11 +161,12 @@ def main() -> None:
         rows = []
         for path, lesions, labels in images:
             floor(path, args.height), ours(path, config)  # warm the page cache and imports
-            t_floor, t_ours, t_png = [], [], []
+            t_floor, t_ours, t_png, t_fw = [], [], [], []
             for _ in range(args.repeats):  # interleaved: background load hits all methods alike
                 t_floor.append(_timed(floor, path, args.height)[0])
                 t_ours.append(_timed(ours, path, config)[0])
                 t_png.append(_timed(ours_png, path, config, Path(tmp))[0])
+                t_fw.append(_timed(floor_write, path, args.height, Path(tmp), config.png_compression)[0])
             t_nyu = [_timed(nyu, path, args.height) for _ in range(args.nyu_repeats)]
             res = ours(path, config)
             nyu_crop = t_nyu[0][1][1]
@@ -172,7 +180,9 @@ def main() -> None:
             rows.append({
                 "image": Path(path).name,
                 "floor_ms": 1000 * f, "ours_ms": 1000 * statistics.median(t_ours),
-                "ours_png_ms": 1000 * statistics.median(t_png), "nyu_ms": 1000 * statistics.median(t for t, _ in t_nyu),
+                "ours_png_ms": 1000 * statistics.median(t_png), "floor_write_ms": 1000 * statistics.median(t_fw),
+                "ours_png_over_floor_write": statistics.median(t_png) / statistics.median(t_fw),
+                "nyu_ms": 1000 * statistics.median(t for t, _ in t_nyu),
                 "ours_over_floor": statistics.median(t_ours) / f, "ours_png_over_floor": statistics.median(t_png) / f,
                 "nyu_over_floor": statistics.median(t for t, _ in t_nyu) / f,
                 "ours_crop": list(res.crop), "nyu_crop": list(nyu_crop),
@@ -185,13 +195,14 @@ def main() -> None:
             })
             r = rows[-1]
             print(f"{r['image']}: floor {r['floor_ms']:.0f} ms | ours {r['ours_ms']:.0f} ms "
-                  f"({r['ours_over_floor']:.2f}x) | +png {r['ours_png_ms']:.0f} ms ({r['ours_png_over_floor']:.2f}x) | "
+                  f"({r['ours_over_floor']:.2f}x) | +write {r['ours_png_ms']:.0f} ms ({r['ours_png_over_floor']:.2f}x; "
+                  f"{r['ours_png_over_floor_write']:.2f}x floor+write) | "
                   f"nyu {r['nyu_ms']:.0f} ms ({r['nyu_over_floor']:.1f}x) | lesions kept ours {r['lesions_in_ours']}/"
                   f"{r['lesions']} nyu {r['lesions_in_nyu']}/{r['lesions']} | labels left ours {r['labels_kept_ours']}/"
                   f"{r['labels']} nyu {r['labels_kept_nyu']}/{r['labels']}", flush=True)
         summary = {k: statistics.median(r[k] for r in rows)
                    for k in ("floor_ms", "ours_ms", "ours_png_ms", "nyu_ms", "ours_over_floor",
-                             "ours_png_over_floor", "nyu_over_floor")}
+                             "ours_png_over_floor", "floor_write_ms", "ours_png_over_floor_write", "nyu_over_floor")}
         summary.update({"images": len(rows), "source": args.source, "height": args.height,
                         "lesions": sum(r["lesions"] for r in rows),
                         "lesions_in_ours": sum(r["lesions_in_ours"] for r in rows),
