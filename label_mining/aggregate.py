@@ -74,6 +74,10 @@ def assessment_label(parsed: ParsedReport, side: str, policy: UncertaintyPolicy,
             if v > best_value or (v == best_value and detail and (best_detail or "") < detail):
                 best_value, best_detail, best = v, detail, m
     categories = {int(v) for m in use for v in m.label_values}
+    if best_value == 0:
+        # BI-RADS 0 = "incomplete, needs additional imaging": no assessment yet, and not a class of
+        # the task (paper 2.3) — missing, with the statement kept as evidence
+        return missing("acr", "assessment_incomplete_birads_0", best.rule_id, clip_evidence(best.sentence))
     terms = [reader_u]
     conflict = 1 in categories and max(categories) >= 3  # "negative" and a finding >= 3 for one breast
     if conflict:

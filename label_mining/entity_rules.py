@@ -36,13 +36,17 @@ CATEGORY_TOKENS = {"0": "0", "1": "1", "2": "2", "3": "3", "4": "4", "5": "5", "
 ROMAN_CATEGORIES = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6"}
 DENSITY_NUMERALS = {"1": "A", "2": "B", "3": "C", "4": "D"}
 DENSITY_LETTERS = {"a": "A", "b": "B", "c": "C", "d": "D"}
+# 4th-edition density was often written in Roman numerals ("ACR II", "Density: ACR IV")
+DENSITY_ROMAN = {"i": "A", "ii": "B", "iii": "C", "iv": "D"}
+# words that make a number after them a density grade, whatever the anchor ("ACR-Typ 3", "ACR type 2")
+DENSITY_SCALE_WORDS = frozenset({"density", "densities", "composition", "type", "typ", "typ.", "pattern"})
 RANGE_JOINERS = frozenset({"-", "–", "—", "/", "to", "or", "~"})
 LIST_JOINERS = frozenset({",", "and", "&", "+"})
 CATEGORY_FILLER = frozenset({"category", "categories", "cat", "cat.", ":", "-", "=", "(", ".", "assessment",
                              "score", "classification", "class", "is", "of", "final", "overall", "grade", "–", "®"})
 DENSITY_FILLER = frozenset({":", "-", "=", "(", "is", "category", "cat", "type", "acr", "grade", "class", "of",
                             "pattern", "bi-rads", "birads", "breast", "breasts", "classification", "level", "–",
-                            "the", "are", "composition", "density"})
+                            "the", "are", "composition", "density", "typ", "typ."})
 # a second listed value followed by one of these is a count or a size, not a category ("BI-RADS 4, 2 mm")
 NOT_AFTER_SECOND_VALUE = frozenset({"mm", "cm", "o'clock", "o", "clock", "%", "months", "month", "years", "year",
                                     "weeks", "week", "x", "lesions", "masses", "views", "images", "days"})
@@ -85,7 +89,10 @@ def _second_value(lowers: list[str], i: int, table: dict) -> tuple[int, str, boo
 
 def read_category(lowers: list[str], start: int, end: int):
     n, i, skipped = len(lowers), end, 0
-    if end < n and lowers[end] in ROMAN_CATEGORIES:          # "BI-RADS IV", only right after the anchor
+    if end < n and lowers[end] in ROMAN_CATEGORIES:
+        # "BI-RADS IV" right after the anchor; but "ACR II" is the 4th-edition density grade
+        if lowers[start] == "acr":
+            return None
         return end + 1, (ROMAN_CATEGORIES[lowers[end]],), False
     while i < n and lowers[i] in CATEGORY_FILLER and skipped < 3:
         i += 1
@@ -103,13 +110,19 @@ def read_category(lowers: list[str], start: int, end: int):
 
 def read_density(lowers: list[str], start: int, end: int):
     n, i, skipped = len(lowers), end, 0
-    anchor = lowers[start]
+    scale_named = lowers[start] in DENSITY_SCALE_WORDS or lowers[end - 1] in DENSITY_SCALE_WORDS
     while i < n and lowers[i] in DENSITY_FILLER and skipped < 3:
+        scale_named = scale_named or lowers[i] in DENSITY_SCALE_WORDS
         i += 1
         skipped += 1
     if i >= n:
         return None
     tok = lowers[i]
+    if tok in DENSITY_ROMAN and (scale_named or lowers[start] == "acr"):
+        more = _second_value(lowers, i + 1, DENSITY_ROMAN)
+        if more and more[2]:
+            return more[0], (DENSITY_ROMAN[tok], more[1]), True
+        return i + 1, (DENSITY_ROMAN[tok],), False
     if tok == "between" and i + 3 < n and lowers[i + 1] in DENSITY_LETTERS and lowers[i + 2] in ("and", "&") \
             and lowers[i + 3] in DENSITY_LETTERS:
         return i + 4, (DENSITY_LETTERS[lowers[i + 1]], DENSITY_LETTERS[lowers[i + 3]]), True
@@ -122,13 +135,30 @@ def read_density(lowers: list[str], start: int, end: int):
             return more[0], (DENSITY_LETTERS[tok], more[1]), True
         return i + 1, (DENSITY_LETTERS[tok],), False
     # numerals need a word that can only mean density ("ACR 3" alone is the assessment scale)
-    if tok in DENSITY_NUMERALS and anchor in ("density", "densities", "composition", "type", "pattern") \
-            and not (i + 1 < n and lowers[i + 1] in NOT_AFTER_SECOND_VALUE):
+    if tok in DENSITY_NUMERALS and scale_named and not (i + 1 < n and lowers[i + 1] in NOT_AFTER_SECOND_VALUE):
         more = _second_value(lowers, i + 1, DENSITY_NUMERALS)
         if more and more[2]:
             return more[0], (DENSITY_NUMERALS[tok], more[1]), True
         return i + 1, (DENSITY_NUMERALS[tok],), False
     return None
+
+
+SIDE_DENSITY_FILLER = frozenset({":", "breast", "-", "=", "acr", "density", "type", "is", "("})
+
+
+def read_side_density(lowers: list[str], start: int, end: int):
+    """"right breast C", "left: b", "R ACR D" — a density letter right after a side (the parser keeps
+    it only in a composition section or a sentence about density)."""
+    n, i, skipped = len(lowers), end, 0
+    while i < n and lowers[i] in SIDE_DENSITY_FILLER and skipped < 3:
+        i += 1
+        skipped += 1
+    if i >= n or lowers[i] not in DENSITY_LETTERS:
+        return None
+    nxt = lowers[i + 1] if i + 1 < n else ""
+    if nxt.isalnum() and nxt not in A_MAY_PRECEDE:
+        return None   # "left breast: a 12 mm mass" is an article
+    return i + 1, (DENSITY_LETTERS[lowers[i]],), False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,6 +172,8 @@ ENTITY_RULES: tuple[EntityRule, ...] = (
     EntityRule("density.explicit", DENSITY, ("density", "densities", "composition", "pattern", "parenchyma",
                                            "tissue", "acr", "type", "breast density", "acr density"),
                reader=read_density),
+    EntityRule("density.side_letter", DENSITY, ("right", "left", "right breast", "left breast", "rt", "lt",
+                                                "r", "l"), reader=read_side_density),
     # 5th-edition composition descriptions
     EntityRule("density.fatty", DENSITY, ("almost entirely fatty", "entirely fatty", "predominantly fatty",
                                           "mostly fatty", "completely fatty", "nearly entirely fatty",

@@ -233,6 +233,17 @@ class MiningSummary:
         return self.n_reports / self.seconds if self.seconds else 0.0
 
 
+def _table_only_chunks(structured: StructuredLabels, chunk_rows: int):
+    """A dataset that ships a label table and no reports: its accessions, with no report text."""
+    accessions = list(dict.fromkeys(acc for acc, _, _ in structured.breast))
+    for start in range(0, len(accessions), chunk_rows):
+        part = accessions[start:start + chunk_rows]
+        cols = {c: [""] * len(part) for c in REQUIRED_REPORT_COLUMNS + OPTIONAL_REPORT_COLUMNS}
+        cols["accession_number"] = part
+        cols["report_text"] = [None] * len(part)
+        yield start, cols
+
+
 def _chunks(reports_csv, chunk_rows: int, problems_out: list):
     bad = BadRows()
     reader = open_csv_stream(reports_csv, bad_rows=bad)
@@ -261,7 +272,7 @@ def _duplicated_accessions(reports_csv) -> frozenset[str]:
     return frozenset(v for v in pc.filter(values, pc.greater(n, 1)).to_pylist() if v)
 
 
-def mine_labels(reports_csv: str | Path, out_dir: str | Path, *, pathology_csv: str | Path | None = None,
+def mine_labels(reports_csv: str | Path | None, out_dir: str | Path, *, pathology_csv: str | Path | None = None,
                 labels_csv: str | Path | None = None, policy_path: str | Path | None = None,
                 context_rules_path: str | Path | None = None, n_process: int = 1, chunk_rows: int = 2000,
                 key: bytes | None = None) -> MiningSummary:
@@ -276,7 +287,9 @@ def mine_labels(reports_csv: str | Path, out_dir: str | Path, *, pathology_csv: 
     policy = load_policy(policy_path)
     pathology, path_problems = load_pathology(pathology_csv)
     structured = load_structured_labels(labels_csv, policy) if labels_csv else StructuredLabels()
-    duplicated = _duplicated_accessions(reports_csv)
+    if reports_csv is None and labels_csv is None:
+        raise ValueError("nothing to mine: give reports.csv, labels.csv or both")
+    duplicated = _duplicated_accessions(reports_csv) if reports_csv is not None else frozenset()
     key_column = PSEUDONYMISED_KEY if key is not None else CLI_KEY
     label_schema = breast_labels_schema(key_column)
     mention_schema = report_mentions_schema(key_column)
@@ -314,7 +327,8 @@ def mine_labels(reports_csv: str | Path, out_dir: str | Path, *, pathology_csv: 
                 u_positive[task] += u > 0
 
     try:
-        chunks = _chunks(reports_csv, chunk_rows, report_problems)
+        chunks = (_chunks(reports_csv, chunk_rows, report_problems) if reports_csv is not None
+                  else _table_only_chunks(structured, chunk_rows))
         if n_process == 1:
             _init_worker(*init_args)
             for chunk in chunks:

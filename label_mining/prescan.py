@@ -24,6 +24,7 @@ DESCRIPTIVE_STEMS = ("negative", "benign", "suspicious", "incomplete", "addition
 ASSESSMENT_SECTIONS = frozenset({"impression", "addendum", "body"})
 
 
+
 def _hits(lowered: str, stems: tuple[str, ...]) -> list[int]:
     found = []
     find = lowered.find
@@ -52,7 +53,8 @@ class Prescan:
         return i < len(hits) and hits[i] < end
 
     def can_carry_label(self, start: int, end: int, section: str) -> bool:
-        if self._any_in(self.strong, start, end):
+        if section == "composition" or self._any_in(self.strong, start, end):
+            # under a composition heading the topic is density even when no density word repeats ("R: C / L: B")
             return True
         return section in ASSESSMENT_SECTIONS and self._any_in(self.descriptive, start, end)
 

@@ -31,7 +31,10 @@ from label_mining.text_hygiene import clean_report_text
 from label_mining.tokenizer import blank_mammography_nlp
 from label_mining.uncertainty_policy import ParserPolicy
 
-_CLAUSE_BREAK = re.compile(r"[,;]")
+# clause breaks for side attribution: "BI-RADS 1 right, BI-RADS 4 left", "L: BI-RADS 6 / R: BI-RADS 2"
+_CLAUSE_BREAK = re.compile(r"[,;|]| / |\.\s")
+_WORD = re.compile(r"[A-Za-z]+")
+_DENSITY_TOPIC = re.compile(r"densit|composition|parenchym", re.IGNORECASE)
 _WHITESPACE_RUN = re.compile(r"\s{2,}|[\t\n\r\f\v]")
 _SEPARATOR = " "    # between sentences in the chunk Doc; bounds are token indices (a newline here makes spaCy 5x slower)
 
@@ -97,6 +100,7 @@ class _Candidate:
     report: int
     section: str
     section_laterality: str | None
+    section_inline: bool            # the laterality heading was a label inside a paragraph
     start: int                      # sentence char span in the report
     end: int
     text: str                       # compacted sentence text
@@ -139,7 +143,8 @@ class ReportParser:
                 for k, (s, e) in enumerate(sentences):
                     if kept < self.policy.max_label_sentences and scan.can_carry_label(s, e, section.name):
                         compact, offsets = _compact(text[s:e])
-                        candidates.append(_Candidate(idx, section.name, section.laterality, s, e, compact, offsets,
+                        candidates.append(_Candidate(idx, section.name, section.laterality, section.inline, s, e,
+                                                     compact, offsets,
                                                      sentences[:k]))
                         kept += 1
             parsed.n_label_sentences = kept
@@ -186,11 +191,20 @@ class ReportParser:
         typed = []
         lats = []
         for c0, c1, s, e, rule_id, etype, vals, is_range in spans:
-            if etype == LATERALITY:
+            if rule_id == "density.side_letter":
+                # "right a, left B" names a grade per breast, but only where density is the topic;
+                # elsewhere it is just a side followed by a letter ("left: a 12 mm mass")
+                lats.append((c0, c0 + 1, "R" if sentence[c0] in "rR" else "L"))
+                if cand.section != "composition" and not _DENSITY_TOPIC.search(sentence):
+                    continue
+            elif etype == LATERALITY:
                 lats.append((c0, c1, LATERALITY_WORDS.get(sentence[c0:c1].lower(), "B")))
                 continue
-            if rule_id == "assessment.acr_number" and self.policy.acr_number_means == "density":
-                # this site's "ACR 1-4" is the 4th-edition density scale
+            if rule_id in ("assessment.acr_number", "assessment.category") and (
+                    cand.section == "composition"
+                    or rule_id == "assessment.acr_number" and self.policy.acr_number_means == "density"):
+                # under a composition heading a number is a density grade ("Breast composition: R: ACR 2");
+                # some sites' "ACR 1-4" always is (4th-edition density scale)
                 etype = DENSITY
                 vals = tuple(DENSITY_NUMERALS[v] for v in vals if v in DENSITY_NUMERALS)
                 is_range = is_range and len(vals) == 2
@@ -203,8 +217,15 @@ class ReportParser:
         for c0, _, _, _, _, etype, _, _ in typed:
             owner_clauses.setdefault(etype, set()).add(bisect.bisect_right(breaks, c0))
         out = []
+        last_side: dict[str, str] = {}
         for c0, c1, s, e, rule, etype, vals, is_range in typed:
             lat, how = self._laterality(c0, c1, etype, lats, breaks, owner_clauses, cand, report_text)
+            if how in ("section", "previous_sentence", "report") and etype in last_side:
+                # an apposition ("R: BI-RADS 6, known biopsy-proven malignancy / L: ...") speaks for the
+                # side of the statement it explains
+                lat, how = last_side[etype], "apposition"
+            if how in ("clause", "sentence"):
+                last_side[etype] = lat
             r0, r1 = (c0, c1) if cand.offsets is None else (cand.offsets[c0], cand.offsets[c1 - 1] + 1)
             out.append(Mention(
                 section=cand.section, start=cand.start + r0, end=cand.start + r1, text=sentence[c0:c1], type=etype,
@@ -225,8 +246,16 @@ class ReportParser:
             if free:
                 before = [lat for lat in free if lat[1] <= c0]
                 return (before[-1][2] if before else free[0][2]), "sentence"
+        standalone = len(_WORD.findall(cand.text, 0, c0)) <= 2   # "BI-RADS: 1." / "Assessment category: negative."
         if cand.section_laterality:
-            return cand.section_laterality, "section"
+            if not cand.section_inline:
+                return cand.section_laterality, "section"
+            # an inline label ("... RIGHT: Unremarkable. bi-rads: 1.") scopes the finding sentences after
+            # it ("Round nodule, likely benign (BI-RADS 2)"), not a stand-alone overall statement, and
+            # density is one value for both breasts unless a breast is named
+            if etype != DENSITY and not standalone:
+                return cand.section_laterality, "section"
+            return "B", "report"
         if etype == ASSESSMENT and self.policy.carry_laterality_within_section:
             for s, e in reversed(cand.previous):
                 sides = sides_named(report_text[s:e])

@@ -50,9 +50,15 @@ LATERALITY_HEADINGS = {"right": "R", "right breast": "R", "rt": "R", "r": "R", "
 
 # "Heading:" at line start or after a sentence end; or an all-caps line on its own
 _HEADING = re.compile(
-    r"(?:^|(?<=\n)|(?<=[.!?;:]) )[ \t]*(?P<h>[A-Za-z][A-Za-z /&()-]{0,38}?)[ \t]*(?::|-{1,2} |\n)"
+    r"(?:^|(?<=\n)|(?<=[.!?;:]) )[ \t]*(?P<h>[A-Za-z][A-Za-z /&()-]{0,38}?)"
+    r"(?:[ \t]*\(?[0-9]{1,4}[./-][0-9]{1,2}[./-][0-9]{1,4}\)?)?[ \t]*(?::|-{1,2} |\n)"  # "ADDENDUM 2015-10-15:"
     r"|(?:^|(?<=\n))[ \t]*(?P<caps>[A-Z][A-Z /&-]{2,38})[ \t]*(?=\n|$)")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[\"'])|\n\s*")
+# a full stop ends a sentence before a capital, and before a lower-case word too ("... density. bi-rads: 2
+# right") unless it ends a common abbreviation ("cat. 4", "approx. 5 mm", "e.g. fat")
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?])\s+(?=[A-Z(\[\"'])|\n\s*"
+    r"|(?<![Cc]at\.)(?<!approx\.)(?<!e\.g\.)(?<!i\.e\.)(?<!\bvs\.)(?<!\b[Nn]o\.)(?<!\bca\.)(?<!\b[a-zA-Z]\.)"
+    r"(?<=[a-z0-9)\]]\.)\s+(?=[a-z])")
 
 
 @lru_cache(maxsize=4096)
@@ -78,27 +84,29 @@ class Section:
     start: int              # char offsets into the report
     end: int
     laterality: str | None  # "R" / "L" / "B" when a laterality heading scopes this part
+    inline: bool = False    # that heading sat inside a paragraph ("... mass. Left: ...") — a findings label
 
 
 def split_sections(text: str) -> list[Section]:
     """Contiguous, non-overlapping sections covering the whole text (headings included)."""
-    cuts: list[tuple[int, str, str | None]] = []  # (start, section name, laterality)
+    cuts: list[tuple[int, str, str | None, bool]] = []  # (start, section name, laterality, inline)
     current = BODY
     for match in _HEADING.finditer(text):
         raw = match.group("h") or match.group("caps")
         name, lat = canonical_heading(raw)
         if name is not None:
             current = name
-            cuts.append((match.start(), name, None))
+            cuts.append((match.start(), name, None, False))
         elif lat is not None:
-            cuts.append((match.start(), current, lat))
+            line_start = match.start() == 0 or text[match.start() - 1] == "\n"
+            cuts.append((match.start(), current, lat, not line_start))
     if not cuts or cuts[0][0] > 0:
-        cuts.insert(0, (0, BODY, None))
+        cuts.insert(0, (0, BODY, None, False))
     sections = []
-    for i, (start, name, lat) in enumerate(cuts):
+    for i, (start, name, lat, inline) in enumerate(cuts):
         end = cuts[i + 1][0] if i + 1 < len(cuts) else len(text)
         if end > start:
-            sections.append(Section(name, start, end, lat))
+            sections.append(Section(name, start, end, lat, inline))
     return sections
 
 

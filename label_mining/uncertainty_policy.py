@@ -39,6 +39,7 @@ class Terms(_Strict):
     addendum_revision: float = U
     source_disagreement: float = U
     multiple_readers_disagree: float = U
+    laterality_conflict: float = U
     reader_level: dict[str, float]
 
     @model_validator(mode="after")
