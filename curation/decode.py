@@ -335,14 +335,14 @@ def read_dicom(path: str | os.PathLike | Path) -> StoredImage:
     """Read header + stored pixels; raise :class:`DecodeError` with a reason code on bad input."""
     try:
         ds = pydicom.dcmread(path)
+    except FileNotFoundError:
+        raise  # not a property of the file: the caller reports it as missing_file
     except InvalidDicomError as exc:
         raise DecodeError("not_dicom", str(exc)) from None
     except (EOFError, OSError, ValueError, KeyError, TypeError) as exc:
         # a file cut mid-element ends here; a cut inside Pixel Data is caught by check_header
         raise DecodeError("truncated_pixel_data" if isinstance(exc, EOFError) else "not_dicom",
                           f"{type(exc).__name__}: {exc}") from None
-    if "file_meta" not in ds.__dict__ and not hasattr(ds, "file_meta"):
-        raise DecodeError("not_dicom", "no file meta information")
     return stored_from_dataset(ds)
 
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from curation.preprocess import cache as C
 from curation.preprocess.config import PreprocessConfig
 from curation.preprocess.phantom import phantom_dataset, phantom_pixels, write_phantom
-from curation.preprocess.runner import items_from_folder, run
+from curation.preprocess.runner import WorkItem, items_from_folder, run
 
 CONFIG = PreprocessConfig(height=64, mask_height=128)
 
@@ -102,3 +102,10 @@ def test_the_cli_writes_the_cache_and_both_parquet_files_with_the_agreed_columns
     assert all((out / p).is_file() for p in index["cache_path"])
     assert index["image_key"].str.startswith("sha256:").all()
     assert (index["crop_x1"] > index["crop_x0"]).all() and (index["crop_x1"] <= 160).all()
+
+
+def test_a_catalogued_file_missing_from_disk_is_quarantined_as_missing(tmp_path):
+    ghost = WorkItem(path=str(tmp_path / "gone.dcm"), source_path="gone.dcm", image_key="img-x", sha256="0" * 64)
+    res = run([ghost], tmp_path / "cache", CONFIG, batch="b")
+    assert res.index.empty
+    assert res.quarantine.iloc[0][["batch", "image_key", "reason_code"]].tolist() == ["b", "img-x", "missing_file"]
