@@ -64,6 +64,17 @@ def test_every_output_has_the_chest_wall_at_the_left_edge(laterality):
     assert left > 2 * right
 
 
+def test_a_right_breast_gives_exactly_the_output_of_its_mirror_image_stored_as_a_left_breast():
+    px, _ = phantom_pixels(256, 200, "L", seed=5)
+    left = stored_from_dataset(phantom_dataset(px, laterality="L", window=(2048, 4096)))
+    right = stored_from_dataset(phantom_dataset(np.ascontiguousarray(px[:, ::-1]), laterality="R",
+                                                window=(2048, 4096)))
+    a, b = preprocess(left, SMALL), preprocess(right, SMALL)
+    assert b.flipped and not a.flipped
+    assert b.crop == (200 - a.crop[2], a.crop[1], 200 - a.crop[0], a.crop[3])
+    assert np.abs(a.image16.astype(int) - b.image16.astype(int)).max() <= 1
+
+
 def test_a_wrong_laterality_tag_is_flagged_and_the_pixels_are_trusted():
     img, _ = _stored("R", tag="L")  # a right breast labelled L
     res = preprocess(img, SMALL)

@@ -28,7 +28,7 @@ from .seeding import rng_for, uid_for
 from .truth import write_truth
 from .vendors import to_stored
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 MARKER = "generator.json"
 OUTPUTS = ("reports.csv", "pathology.csv", "truth.parquet", MARKER)
 REPORT_COLUMNS = ("accession_number", "patient_id", "study_date", "report_text", "reader_id", "reader_level")

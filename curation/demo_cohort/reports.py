@@ -156,42 +156,44 @@ class _Writer:
         where = self.pick((f"at {f.clock} o'clock", f"at the {f.clock} o'clock position",
                            self.pick(("in the upper outer quadrant", "in the lower inner quadrant",
                                       "retroareolar", "in the upper inner quadrant", "in the central region"))))
-        if f.kind == "mass_benign":
-            text = self.pick((f"Oval circumscribed mass {mm} mm {where}", f"Well-defined round nodule {where}, {mm} mm",
-                              f"Circumscribed {mm} mm mass {where}, unchanged"))
-            if not neutral:
-                text += self.pick((", probably benign" if f.category == 3 else ", consistent with fibroadenoma",
-                                   ", likely benign" if f.category == 2 else ", probably benign"))
-        elif f.kind == "calc_benign":
-            text = self.pick(("Scattered coarse calcifications", "Vascular calcifications",
-                              "Popcorn-type calcification", "Round punctate calcifications"))
-            if not neutral:
-                text += self.pick((", benign", " of benign appearance", ", typically benign"))
-        elif f.kind == "mass_indeterminate":
-            text = self.pick((f"Lobulated mass with indistinct margins {where}, {mm} mm",
-                              f"Microlobulated {mm} mm mass {where}"))
-            if not neutral:
-                text += self.pick(("; malignancy cannot be excluded", ", indeterminate", ", suspicious"))
-        elif f.kind == "mass_malignant":
-            text = self.pick((f"Irregular spiculated mass {mm} mm {where}",
-                              f"Spiculated high-density mass {where} measuring {mm} mm",
-                              f"Irregular mass with architectural distortion {where}, {mm} mm"))
-            if not neutral:
-                text += {4: self.pick(("; cannot exclude malignancy", ", suspicious")),
-                         5: self.pick((", highly suspicious for malignancy", ", highly suggestive of carcinoma")),
-                         6: self.pick((", the known biopsy-proven carcinoma", ", known malignancy"))}[f.category]
-        elif f.kind == "calc_malignant":
-            text = self.pick((f"Cluster of fine pleomorphic microcalcifications {where} over {mm} mm",
-                              f"Segmental fine linear branching calcifications {where}",
-                              f"Grouped amorphous microcalcifications {where}"))
-            if not neutral:
-                text += {4: self.pick((", suspicious", "; cannot exclude DCIS")),
-                         5: ", highly suspicious", 6: ", biopsy-proven malignancy"}[f.category]
-        else:
-            raise ValueError(f.kind)
+        # morphology is what the image shows; the verdict is the reader's category for it
+        text = {
+            "mass_benign": lambda: self.pick((f"Oval circumscribed mass {mm} mm {where}",
+                                              f"Well-defined round nodule {where}, {mm} mm",
+                                              f"Circumscribed {mm} mm mass {where}, unchanged")),
+            "calc_benign": lambda: self.pick(("Scattered coarse calcifications", "Vascular calcifications",
+                                              "Popcorn-type calcification", "Round punctate calcifications")),
+            "mass_indeterminate": lambda: self.pick((f"Lobulated mass with indistinct margins {where}, {mm} mm",
+                                                     f"Microlobulated {mm} mm mass {where}")),
+            "mass_malignant": lambda: self.pick((f"Irregular spiculated mass {mm} mm {where}",
+                                                 f"Spiculated high-density mass {where} measuring {mm} mm",
+                                                 f"Irregular mass with architectural distortion {where}, {mm} mm")),
+            "calc_malignant": lambda: self.pick((f"Cluster of fine pleomorphic microcalcifications {where} over {mm} mm",
+                                                 f"Segmental fine linear branching calcifications {where}",
+                                                 f"Grouped amorphous microcalcifications {where}")),
+        }[f.kind]()
+        if not neutral:
+            text += self.verdict(f.kind, f.category)
         if with_category:
             text += f" ({self.category(f.category)})"
         return text + "."
+
+    def verdict(self, kind: str, category: int) -> str:
+        options = {
+            1: (", benign", ", likely benign"),
+            2: (", benign", ", likely benign", ", typically benign"),
+            3: (", probably benign",),
+            4: ("; cannot exclude malignancy", ", suspicious", ", indeterminate"),
+            5: (", highly suspicious for malignancy", ", highly suggestive of carcinoma"),
+            6: (", the known biopsy-proven carcinoma", ", biopsy-proven malignancy"),
+        }[category]
+        if category == 2 and kind == "mass_benign":
+            options += (", consistent with fibroadenoma",)
+        if category == 2 and kind == "calc_benign":
+            options += (" of benign appearance",)
+        if category == 4 and kind == "calc_malignant":
+            options += ("; cannot exclude DCIS",)
+        return self.pick(options)
 
     def negative_findings(self) -> str:
         return self.pick(("No suspicious mass, architectural distortion or microcalcifications.",
