@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
+import time
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -65,3 +67,38 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     return user
+
+
+class LoginThrottle:
+    """Refuse sign-in to an account for ``window_s`` after ``max_failures`` wrong passwords in
+    that window, so a password cannot be guessed online at argon2 speed. Per process, in memory:
+    behind several workers the effective limit is ``max_failures`` per worker."""
+
+    def __init__(self, max_failures: int = 5, window_s: float = 300.0, clock=time.monotonic):
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self._clock = clock
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, username: str) -> list[float]:
+        now = self._clock()
+        recent = [t for t in self._failures.get(username, []) if now - t < self.window_s]
+        self._failures[username] = recent
+        return recent
+
+    def blocked_for(self, username: str) -> float:
+        """Seconds until ``username`` may try again (0 when not blocked)."""
+        with self._lock:
+            recent = self._recent(username)
+            if len(recent) < self.max_failures:
+                return 0.0
+            return max(0.0, self.window_s - (self._clock() - recent[-self.max_failures]))
+
+    def failed(self, username: str) -> None:
+        with self._lock:
+            self._recent(username).append(self._clock())
+
+    def succeeded(self, username: str) -> None:
+        with self._lock:
+            self._failures.pop(username, None)

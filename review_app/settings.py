@@ -24,6 +24,8 @@ class ReviewSettings(BaseModel):
     session_max_age_s: int = Field(default=12 * 3600, gt=0, description="Idle sessions expire after this")
     secure_cookies: bool = Field(default=False, description="Send cookies over HTTPS only (set behind TLS)")
     preview_height: int = Field(default=1024, ge=64, le=8192, description="Served image height in pixels")
+    login_max_failures: int = Field(default=5, ge=1, description="Wrong passwords before an account is paused")
+    login_window_s: int = Field(default=300, ge=1, description="Window and pause for login_max_failures")
     lease_s: int = Field(default=300, ge=0, description="How long an opened item is kept out of other "
                                                         "annotators' 'next' so two people rarely review one item")
 

@@ -25,7 +25,7 @@ from curation.home import MammoHome
 from curation.pseudonym import key_from_env
 from curation.tasks import TASKS
 from review_app import APP_VERSION
-from review_app.accounts import authenticate
+from review_app.accounts import LoginThrottle, authenticate
 from review_app.decisions import (ConflictError, DecisionError, DecisionRequest, ItemNotFound, history,
                                   next_item_id, open_items, progress, record_decision)
 from review_app.images import ImageUnavailable, preview_png, resolve_cache_path
@@ -89,6 +89,7 @@ def create_app(settings: ReviewSettings, *, pseudonym_key: bytes | None = None) 
     home = MammoHome(settings.mammo_home)
     key = pseudonym_key if pseudonym_key is not None else key_from_env()[0]
     reports = ReportIndex(home, key)
+    throttle = LoginThrottle(settings.login_max_failures, settings.login_window_s)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals.update(app_version=APP_VERSION, task_titles=TASK_TITLES, reason_text=REASON_TEXT)
 
@@ -201,13 +202,22 @@ def create_app(settings: ReviewSettings, *, pseudonym_key: bytes | None = None) 
     def login(request: Request, username: str = Form(""), password: str = Form(""),
               csrf_token_: str = Form("", alias="csrf_token"), next: str = Form("/queue")):
         check_csrf(request, csrf_token_)
+        name = username.strip()
+        wait = throttle.blocked_for(name)
+        if wait > 0:
+            return templates.TemplateResponse(request, "login.html", {
+                "user": None, "csrf": csrf_token(request), "next": _safe_next(next),
+                "error": f"Too many wrong passwords for this account; try again in {int(wait // 60) + 1} "
+                         "minute(s)."}, status_code=429)
         with factory() as session:
-            user = authenticate(session, username.strip(), password)
+            user = authenticate(session, name, password)
             session.commit()
         if user is None:
+            throttle.failed(name)
             return templates.TemplateResponse(request, "login.html", {
                 "user": None, "csrf": csrf_token(request), "next": _safe_next(next),
                 "error": "Wrong username or password."}, status_code=401)
+        throttle.succeeded(name)
         request.session.clear()  # a fresh session (and CSRF token) per login
         request.session.update(uid=user.id, nonce=user.session_nonce, csrf=secrets.token_urlsafe(32))
         return RedirectResponse(_safe_next(next), status_code=303)

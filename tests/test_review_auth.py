@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from curation.pseudonym import DEMO_KEY
 from review_app import accounts
-from review_app.accounts import AccountError, authenticate, create_user
+from review_app.accounts import AccountError, LoginThrottle, authenticate, create_user
 from review_app.sample import CSRF_RE, build_sample_app, form_fields, login
 from review_app.storage import Decision, QueueItem, User
 from review_app.web import SESSION_COOKIE
@@ -62,6 +62,27 @@ def test_wrong_password_is_refused(app):
     response = login(client, "alice", "not-her-password")
     assert response.status_code == 401 and "Wrong username or password" in response.text
     assert client.get("/queue", follow_redirects=False).status_code == 303
+
+
+def test_repeated_wrong_passwords_pause_the_account_even_for_the_right_one(app):
+    client = TestClient(app)
+    for _ in range(5):
+        assert login(client, "alice", "guess").status_code == 401
+    paused = login(client, "alice", USERS["alice"])
+    assert paused.status_code == 429 and "Too many wrong passwords" in paused.text
+    assert login(TestClient(app), "bob", USERS["bob"]).status_code == 303   # other accounts unaffected
+
+
+def test_login_throttle_forgets_failures_after_its_window():
+    now = [0.0]
+    throttle = LoginThrottle(max_failures=2, window_s=60, clock=lambda: now[0])
+    throttle.failed("alice")
+    throttle.failed("alice")
+    assert throttle.blocked_for("alice") == 60
+    now[0] = 59.0
+    assert throttle.blocked_for("alice") == pytest.approx(1.0)
+    now[0] = 61.0
+    assert throttle.blocked_for("alice") == 0.0
 
 
 def test_login_without_csrf_token_is_rejected(app):
