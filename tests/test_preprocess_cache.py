@@ -109,3 +109,20 @@ def test_a_catalogued_file_missing_from_disk_is_quarantined_as_missing(tmp_path)
     res = run([ghost], tmp_path / "cache", CONFIG, batch="b")
     assert res.index.empty
     assert res.quarantine.iloc[0][["batch", "image_key", "reason_code"]].tolist() == ["b", "img-x", "missing_file"]
+
+
+def test_the_contact_sheet_paints_over_removed_labels_so_burned_in_text_is_unreadable(tmp_path):
+    import cv2
+
+    from curation.preprocess.contact_sheet import render
+
+    d = tmp_path / "dicom"
+    d.mkdir()
+    truth = write_phantom(d / "a.dcm", 320, 256, "L", seed=3, window=(2048, 4096))
+    res = run(items_from_folder(d), tmp_path / "cache", CONFIG)
+    sheet = cv2.imread(str(render([(str(d / "a.dcm"), res.index.iloc[0])], tmp_path / "cache",
+                                  tmp_path / "sheet.png", tile_height=160)))
+    scale = 160 / 320  # the before panel is the stored image at 160 rows, drawn first, 4 px below the top
+    for x0, y0, x1, y1 in truth.text_boxes:
+        cx, cy = int((x0 + x1) / 2 * scale), 4 + int((y0 + y1) / 2 * scale)
+        assert tuple(int(v) for v in sheet[cy, cx]) == (0, 0, 200)

@@ -1,6 +1,11 @@
 """Before/after contact sheet: each row shows the decoded original (crop box drawn in green,
 right breasts as stored) next to the cached network input, so a person sees at a glance that
-labels were removed, nothing was cut off and every breast faces the same way."""
+labels were removed, nothing was cut off and every breast faces the same way.
+
+Privacy: burned-in text can carry a patient's name or ID, and this sheet ends up in Dagster
+metadata. In the "before" panel every object the pipeline removed is painted over in solid red
+(one colour, slightly grown), so one sees *that* and *where* something was removed without being
+able to read it."""
 
 from __future__ import annotations
 
@@ -9,14 +14,31 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from curation.decode import read_dicom
+from curation.decode import DecodeError, read_dicom
 from curation.preprocess.cache import read_image
-from curation.preprocess.steps import downsample
+from curation.preprocess.config import PreprocessConfig
+from curation.preprocess.steps import breast_mask, downsample
 
 
 def _gray_to_bgr(img01: np.ndarray) -> np.ndarray:
     u8 = np.clip(img01 * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return cv2.cvtColor(u8, cv2.COLOR_GRAY2BGR)
+
+
+def _paint_removed_objects(before: np.ndarray, small01: np.ndarray) -> None:
+    """Solid red over every above-background object that is not the breast (labels, markers)."""
+    config = PreprocessConfig(height=max(32, small01.shape[0]), mask_height=max(32, small01.shape[0]))
+    try:
+        bg, comp = breast_mask(small01, config)
+    except DecodeError:
+        before[:] = (0, 0, 160)  # nothing is known to be safe to show
+        return
+    removed = ((small01 > bg.threshold) & (comp.mask == 0)).astype(np.uint8)
+    # close letters into words, then fill each word's whole box: a glyph-shaped overlay stays legible
+    removed = cv2.dilate(removed, np.ones((3, 9), np.uint8))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(removed, connectivity=8)
+    for x, y, w, h, _area in stats[1:]:
+        cv2.rectangle(before, (int(x) - 1, int(y) - 1), (int(x + w), int(y + h)), (0, 0, 200), thickness=-1)
 
 
 def _fit(img: np.ndarray, height: int) -> np.ndarray:
@@ -30,7 +52,9 @@ def render(pairs: list[tuple[str, dict]], cache_root: str | Path, out_png: str |
     for dicom_path, row in pairs:
         img = read_dicom(dicom_path)
         small, _ = downsample(img.stored, tile_height * 2)
-        before = _gray_to_bgr(img.transform(small).apply(small))
+        small01 = img.transform(small).apply(small)
+        before = _gray_to_bgr(small01)
+        _paint_removed_objects(before, small01)
         sy = small.shape[0] / img.stored.shape[0]
         sx = small.shape[1] / img.stored.shape[1]
         p0 = (int(row["crop_x0"] * sx), int(row["crop_y0"] * sy))
