@@ -35,8 +35,10 @@ def _variants(kind: str, value: str) -> set[str]:
     value = value.strip()
     out = {value}
     if kind.endswith("Name"):
-        out |= {part for part in value.replace("^", " ").split() if len(part) >= MIN_LEN}
         out.add(value.replace("^", " ").strip())
+    if kind == "PatientName":
+        # family and given names identify on their own; institution words ("Breast", "Centre") do not
+        out |= {part for part in value.replace("^", " ").split() if len(part) >= MIN_LEN}
     if kind == "PatientBirthDate" and len(value) == 8 and value.isdigit():
         out.add(f"{value[:4]}-{value[4:6]}-{value[6:]}")
     return {v for v in out if len(v) >= MIN_LEN}

@@ -16,10 +16,9 @@ def dagster_yaml(dagster_home: Path) -> dict:
         "storage": {"sqlite": {"base_dir": str(dagster_home / "storage")}},
         "local_artifact_storage": {"module": "dagster._core.storage.root", "class": "LocalArtifactStorage",
                                    "config": {"base_dir": str(dagster_home)}},
-        "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator",
-                            "config": {"max_concurrent_runs": 2}},
-        # at most one asset in the "training" pool (TensorFlow) at a time
-        "concurrency": {"pools": {"default_limit": 1}},
+        "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"},
+        # two runs at once on a laptop; at most one asset in the "training" pool (TensorFlow) at a time
+        "concurrency": {"runs": {"max_concurrent_runs": 2}, "pools": {"default_limit": 1}},
         "telemetry": {"enabled": False},
     }
 
