@@ -48,8 +48,8 @@ def _addendum_split(ms: list[Mention]) -> tuple[list[Mention], list[Mention]]:
 
 
 def _missing_reason(parsed: ParsedReport, all_of_type: list[Mention], side_of_type: list[Mention], what: str) -> str:
-    if parsed.reason and parsed.reason != "no_label_statements":
-        return parsed.reason
+    if parsed.reason:
+        return parsed.reason   # empty_report, unreadable_text, no_label_statements: the whole report
     if not all_of_type:
         return f"no_{what}_statement"
     if not side_of_type:

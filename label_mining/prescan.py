@@ -16,7 +16,7 @@ import bisect
 import re
 
 # explicit anchors and entity words: any section
-STRONG_STEMS = ("rads", "rad ", "acr", "categ", "cat.", "cat ", "class", "densit", "dense", "fatty", "fat ",
+STRONG_STEMS = ("birad", "bi-rad", "bi rad", "bi - rad", "acr", "categ", "cat.", "cat ", "cat:", "cat-", "class", "densit", "dense", "fat",
                 "fibro", "compos", "type", "pattern", "parenchym", "tissue", "malig", "carcin", "cancer", "proven",
                 "papillom", "lipoma", "hamartom", "dcis", "idc", "ilc", "suggestive", "assessment")
 # descriptive final-assessment words: only where a final assessment is written
