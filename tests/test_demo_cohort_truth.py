@@ -150,9 +150,10 @@ def test_reports_vary_in_wording_as_real_reports_do():
     joined = "\n".join(texts)
     spellings = {m.group(0) for m in re.finditer(r"(?i)\b(bi-?rads|birads)(\s+category)?[\s:\-]*", joined)}
     assert len(spellings) >= 6
-    for phrase in ("4A", "4B", "probably benign", "cannot exclude", "No suspicious mass", "ADDENDUM", "ACR type",
-                   "heterogeneously dense", "between b and c", "right, BI-RADS", "bilaterally"):
-        assert re.search(re.escape(phrase), joined, flags=re.IGNORECASE), phrase
+    for pattern in (r"\b4[ABC]\b", "probably benign", "cannot exclude", "No suspicious mass", "ADDENDUM", "ACR type",
+                    "heterogeneously dense", r"between [a-d] and [a-d]", r"(right|left), BI-RADS", "bilaterally",
+                    r"ACR [1-4]\b", r"\(then BI-RADS [12]\)"):
+        assert re.search(pattern, joined, flags=re.IGNORECASE), pattern
     assert len({t.split()[0] for t in texts}) >= 10                # many ways to start a report
     assert any(re.search(r"\b[A-D]\s*[–/]\s*[A-D]\b", t) for t in texts)   # density ranges
     lengths = np.array([len(t) for t in texts])
@@ -278,3 +279,18 @@ def test_double_read_exams_have_a_senior_reading_of_record_and_a_second_report(b
             assert abs(int(row.second_reader_acr) - int(row.report_acr)) == 1
         else:
             assert int(row.second_reader_acr) == int(row.report_acr)
+
+
+def test_every_finding_kind_can_be_worded_at_every_category():
+    from curation.demo_cohort.plan import Finding
+    from curation.demo_cohort.reports import _Writer
+
+    writer = _Writer(np.random.default_rng(0))
+    for kind in ("mass_benign", "calc_benign", "mass_indeterminate", "mass_malignant", "calc_malignant"):
+        for category in range(1, 7):
+            finding = Finding(kind, category, 0.5, 0.0, 0.04, 3, 1)
+            for with_category in (False, True):
+                text = writer.finding(finding, with_category, neutral=False)
+                assert text.endswith(".") and len(text) > 15
+                assert (f"{category}" in text) == with_category or not with_category
+            assert "benign" not in writer.finding(finding, False, neutral=True)
