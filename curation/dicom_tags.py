@@ -8,7 +8,11 @@ label's uncertainty (and the review queue) can see it.
 
 Precedence (most authoritative first):
 - laterality: ImageLaterality (0020,0062) > Laterality (0020,0060) > free-text descriptions
-  (SeriesDescription, ProtocolName, ImageComments, AcquisitionDeviceProcessingDescription)
+  (SeriesDescription, ProtocolName, ImageComments, AcquisitionDeviceProcessingDescription) >
+  PatientOrientation (0020,0020): by the usual storage convention a left breast has the chest wall
+  on the image's left (rows run toward Anterior, "A\\…") and a right breast on the right ("P\\…"),
+  so the row direction is independent evidence of the side. It is weakest (a flipped export
+  changes it), which is why it only votes and never overrides a laterality tag.
 - view: ViewCodeSequence (0054,0220) code > ViewPosition (0018,5101) > descriptions
 """
 
@@ -112,7 +116,16 @@ def resolve_laterality(ds) -> Resolved:
         ("Laterality", normalise_laterality(_text(ds, "Laterality"))),
     ]
     candidates += [(tag, lat) for tag, lat, _ in _descriptions(ds)]
+    candidates.append(("PatientOrientation", _laterality_from_orientation(ds)))
     return _resolve(candidates)
+
+
+def _laterality_from_orientation(ds) -> str | None:
+    value = ds.get("PatientOrientation", None)
+    if not value:
+        return None
+    rows_toward = str(value[0] if not isinstance(value, str) else value.split("\\")[0]).strip().upper()
+    return {"A": "L", "P": "R"}.get(rows_toward[:1]) if rows_toward else None
 
 
 def _view_from_code_sequence(ds) -> str | None:

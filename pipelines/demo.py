@@ -14,14 +14,21 @@ from curation.home import MammoHome
 
 def generate_demo_cohorts(home: MammoHome, sizes: dict[str, int], *, height: int, seed: int,
                           console: Console) -> None:
-    """Write each demo cohort once; an existing cohort folder is reused (the generator is deterministic)."""
+    """Write each demo cohort; a folder made by the same generator version with the same arguments is
+    reused (the generator is deterministic), anything else is regenerated in place."""
     from curation.demo_cohort import generate_cohort
+    from curation.demo_cohort.cohort import GENERATOR_VERSION
 
     for offset, (cohort, patients) in enumerate(sizes.items()):
         out = home.batch_root(cohort)
-        if (out / "reports.csv").exists() and (out / "dicom").is_dir():
-            console.print(f"cohort {cohort}: reusing {out}")
-            continue
+        wanted = {"version": GENERATOR_VERSION, "cohort": cohort, "patients": patients, "seed": seed + offset,
+                  "height": height}
+        marker = out / "generator.json"
+        if marker.exists():
+            made = json.loads(marker.read_text())
+            if all(made.get(k) == v for k, v in wanted.items()):
+                console.print(f"cohort {cohort}: reusing {out}")
+                continue
         start = time.perf_counter()
         summary = generate_cohort(cohort, patients, seed + offset, out, height=height)
         console.print(f"cohort {cohort}: {patients} patients generated in {time.perf_counter() - start:.1f}s "

@@ -51,3 +51,10 @@ def test_view_from_description_when_tags_are_missing():
 
 def test_words_that_merely_contain_view_letters_are_not_views():
     assert resolve_view(_ds(SeriesDescription="CCD detector calibration")).value is None
+
+
+def test_patient_orientation_is_evidence_of_the_side_and_exposes_a_wrong_image_laterality():
+    assert resolve_laterality(_ds(PatientOrientation=["A", "R"])).value == "L"
+    res = resolve_laterality(_ds(ImageLaterality="L", PatientOrientation=["P", "F"]))
+    assert (res.value, res.conflict) == ("L", True)
+    assert ("PatientOrientation", "R") in res.seen
