@@ -33,3 +33,17 @@ def test_lesions_stay_in_the_crop_labels_are_removed_and_chest_walls_end_on_the_
     planted = truth.loc[(truth["level"] == "image") & truth["planted_defect"].notna(), "file"]
     assert set(planted) <= set(res.quarantine["path"]) | set(res.index["source_path"])
     assert len(res.index) + len(res.quarantine) == len(files)
+
+
+def test_exactly_the_planted_laterality_conflicts_are_flagged_and_their_pixels_win(tmp_path):
+    out = tmp_path / "inb"
+    generate_cohort("inb", 12, 3, out, height=128)  # this seed plants two laterality conflicts
+    truth = pd.read_parquet(out / "truth.parquet")
+    images = truth[truth["level"] == "image"].set_index("file")
+    res = run([WorkItem(path=str(out / f), source_path=f) for f in images.index], tmp_path / "cache",
+              PreprocessConfig(height=64, mask_height=128, min_size=32))
+    planted = {f for f, q in images["tag_quirks"].items() if q is not None and "laterality_conflict" in list(q)}
+    flagged = set(res.index.loc[res.index["orientation_disagreement"], "source_path"])
+    assert planted and flagged == planted
+    for row in res.index[res.index["orientation_disagreement"]].itertuples():
+        assert row.flipped == (images.loc[row.source_path, "chest_wall_side"] == "right")
