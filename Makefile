@@ -5,6 +5,8 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 export MAMMO_HOME ?= $(CURDIR)/.mammo
 export DAGSTER_HOME ?= $(MAMMO_HOME)/dagster
+# TensorFlow: warnings and errors only (its INFO banner would drown the demo summary)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
 PORT ?= 3000
 REVIEW_PORT ?= 8008
 

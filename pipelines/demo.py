@@ -54,19 +54,23 @@ def run_demo(home: MammoHome, sizes: dict[str, int], *, height: int, seed: int, 
     if new:
         instance.add_dynamic_partitions(batch_partitions.name, new)
 
+    # the assets' own INFO lines, not Dagster's per-step DEBUG event stream
+    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     ok = True
     console.rule(f"2/3 per-batch assets ({', '.join(batches)})")
     batch_job = defs.resolve_job_def(BATCH_JOB)
     for batch in batches:
         start = time.perf_counter()
-        result = batch_job.execute_in_process(partition_key=batch, instance=instance, raise_on_error=False)
+        result = batch_job.execute_in_process(partition_key=batch, instance=instance, raise_on_error=False,
+                                                  run_config=quiet)
         ok &= _report(result, f"batch {batch}", start, console)
 
     job_names = {j.name for j in defs.resolve_all_job_defs()}
     if downstream and DOWNSTREAM_JOB in job_names:
         console.rule("3/3 manifests, review queue, training, evaluation")
         start = time.perf_counter()
-        result = defs.resolve_job_def(DOWNSTREAM_JOB).execute_in_process(instance=instance, raise_on_error=False)
+        result = defs.resolve_job_def(DOWNSTREAM_JOB).execute_in_process(instance=instance, raise_on_error=False,
+                                                                          run_config=quiet)
         ok &= _report(result, DOWNSTREAM_JOB, start, console)
 
     print_summary(home, console)

@@ -58,7 +58,7 @@ def test_every_file_is_catalogued_or_quarantined_and_planted_defects_are_quarant
 
 def _preprocess_quarantined(home, batch) -> set:
     path = home.cache_quarantine_path(batch)
-    return set(pd.read_parquet(path)["source_path"]) if path.exists() and "source_path" in \
+    return set(pd.read_parquet(path)["path"]) if path.exists() and "path" in \
         pd.read_parquet(path).columns else set()
 
 
