@@ -6,7 +6,11 @@ then, per breast:
 
 * ``acr`` / ``density`` exact: share of breasts whose report states a value (truth not null) where the
   mined label equals it;
-* invented: breasts whose truth is missing but a label was mined (must be 0);
+* invented: breasts whose truth is missing but a label was mined (must be 0). Double-read exams
+  (two reports, one accession) are merged by the miner; there the expected assessment is the first
+  reader's, else the second reader's (``second_reader_acr``), and a breast where the readers
+  disagree is scored as "conflict flagged" instead; the truth has no second-reader density, so
+  a density mined from the second report of an exam is "from second reader", not invented;
 * laterality attribution: over examinations whose two breasts have different true categories, the
   share where both breasts got their own value (a value leaking to the other side fails it).
 Lists the first disagreements so a reader can judge the parser — or the truth.
@@ -39,17 +43,38 @@ def evaluate(cohort: Path, out: Path, show: int = 8) -> dict:
     res = {"cohort": cohort.name, "reports": summary.n_reports, "breasts": len(joined),
            "reports_per_second": round(summary.reports_per_second, 1)}
     reports = pd.read_csv(cohort / "reports.csv", dtype=str).set_index("accession_number")["report_text"]
-    for task, col, conv in (("acr", "report_acr", lambda v: str(int(v))), ("density", "report_density", str)):
+    reports = reports[~reports.index.duplicated()].fillna("")   # double-read exams: show the first report
+    double = set(
+        pd.read_csv(cohort / "reports.csv", dtype=str)["accession_number"].value_counts().loc[lambda c: c > 1].index)
+    joined["double_read"] = joined["accession_number"].isin(double)
+    if "second_reader_acr" in joined:
+        disagree = joined["readers_disagree"].fillna(False).astype(bool)
+        joined["expected_acr"] = joined["report_acr"].where(joined["report_acr"].notna(), joined["second_reader_acr"])
+        joined.loc[disagree, "expected_acr"] = None
+        flagged = mined.set_index(["accession_number", "laterality", "task"])["conflict"]
+        dis = joined[disagree]
+        res["readers_disagree_breasts"] = int(len(dis))
+        res["readers_disagree_flagged"] = int(sum(bool(flagged.get((a, s_, "acr"), False))
+                                                  for a, s_ in zip(dis["accession_number"], dis["laterality"])))
+    else:
+        joined["expected_acr"] = joined["report_acr"]
+        disagree = pd.Series(False, index=joined.index)
+    for task, col, conv in (("acr", "expected_acr", lambda v: str(int(v))), ("density", "report_density", str)):
         has = joined[col].notna()
+        if task == "acr":
+            skip = disagree
+        else:
+            skip = ~has & joined["double_read"] & joined[f"{task}_mined"].notna()
+            res["density_from_second_reader"] = int(skip.sum())
         want = joined.loc[has, col].map(conv)
         got = joined.loc[has, f"{task}_mined"]
         ok = want == got
         res[f"{task}_exact"] = round(float(ok.mean()), 4)
         res[f"{task}_n"] = int(has.sum())
         res[f"{task}_missed"] = int(got.isna().sum())
-        invented = joined.loc[~has, f"{task}_mined"].notna()
+        invented = joined.loc[~has & ~skip, f"{task}_mined"].notna()
         res[f"{task}_invented"] = int(invented.sum())
-        res[f"{task}_truth_missing"] = int((~has).sum())
+        res[f"{task}_truth_missing"] = int((~has & ~skip).sum())
         bad = joined.loc[has].loc[~ok.values]
         res[f"{task}_examples"] = [
             {"accession": r.accession_number, "side": r.laterality, "truth": conv(getattr(r, col)),
@@ -58,11 +83,11 @@ def evaluate(cohort: Path, out: Path, show: int = 8) -> dict:
         res[f"{task}_invented_examples"] = [
             {"accession": r.accession_number, "side": r.laterality, "mined": getattr(r, f"{task}_mined"),
              "report": reports.get(r.accession_number, "")[:600]}
-            for r in joined.loc[~has].loc[invented.values].head(show).itertuples()]
-    both = joined[joined["report_acr"].notna()].copy()
-    both["ok"] = both["report_acr"].map(lambda v: str(int(v))) == both["acr_mined"]
+            for r in joined.loc[~has & ~skip].loc[invented.values].head(show).itertuples()]
+    both = joined[joined["expected_acr"].notna()].copy()
+    both["ok"] = both["expected_acr"].map(lambda v: str(int(v))) == both["acr_mined"]
     by_exam = both.groupby("accession_number").agg(n=("ok", "size"), ok=("ok", "all"),
-                                                   distinct=("report_acr", "nunique"))
+                                                   distinct=("expected_acr", "nunique"))
     lateral = by_exam[(by_exam["n"] == 2) & (by_exam["distinct"] == 2)]
     res["laterality_exams"] = int(len(lateral))
     res["laterality_attribution"] = round(float(lateral["ok"].mean()), 4) if len(lateral) else None
