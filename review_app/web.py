@@ -56,7 +56,8 @@ REASON_TEXT = {
     "model_disagreement": "the model strongly disagrees",
     "high_uncertainty": "uncertain label",
 }
-assert set(REASON_TEXT) == set(REASON_TIER)
+if set(REASON_TEXT) != set(REASON_TIER):  # a new queue reason must get words an annotator reads
+    raise RuntimeError(f"REASON_TEXT and queue.REASON_TIER differ: {set(REASON_TEXT) ^ set(REASON_TIER)}")
 
 
 class LoginRequired(Exception):
