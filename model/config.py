@@ -139,6 +139,9 @@ class TrainConfig(BaseModel):
     # XLA: on this CPU it makes the first step ~1.6x slower to compile for no gain; try
     # True (or "auto") on GPUs for long runs
     jit_compile: bool | Literal["auto"] = False
+    # eager steps skip graph tracing (~20 s of CPU per model): only worth it for tiny runs
+    # such as tests and debugging; far slower per step on real data
+    run_eagerly: bool = False
     deterministic_ops: bool = False  # tf.config.experimental.enable_op_determinism (slower)
     verbose: int = Field(1, ge=0, le=2)
 

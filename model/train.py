@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import shutil
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +64,11 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
 
 def _bacc(y: np.ndarray, pred: np.ndarray) -> float:
     from sklearn.metrics import balanced_accuracy_score
-    return float(balanced_accuracy_score(y, pred)) if len(y) else float("nan")
+    if not len(y):
+        return float("nan")
+    with warnings.catch_warnings():  # predicting a class absent from validation is expected early on
+        warnings.simplefilter("ignore", UserWarning)
+        return float(balanced_accuracy_score(y, pred))
 
 
 def validation_metrics(model: keras.Model, ds: tf.data.Dataset, targets: dict[str, np.ndarray],
@@ -251,7 +256,8 @@ def train(config: TrainConfig, train_rows: pd.DataFrame, val_rows: pd.DataFrame 
             model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                           loss=task_losses(config.tasks, config.class_weights),
                           loss_weights={t: config.task_factors.get(t, 1.0) for t in config.tasks},
-                          jit_compile=config.jit_compile)
+                          jit_compile=False if config.run_eagerly else config.jit_compile,
+                          run_eagerly=config.run_eagerly)
 
         train_ds = make_dataset(train_rows, image_root, height=config.height, width=config.width,
                                 tasks=config.tasks, batch_size=config.batch_size, training=True,
