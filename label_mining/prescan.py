@@ -52,6 +52,9 @@ class Prescan:
         i = bisect.bisect_left(hits, start)
         return i < len(hits) and hits[i] < end
 
+    def any_in(self, start: int, end: int) -> bool:
+        return self._any_in(self.strong, start, end) or self._any_in(self.descriptive, start, end)
+
     def can_carry_label(self, start: int, end: int, section: str) -> bool:
         if section == "composition" or self._any_in(self.strong, start, end):
             # under a composition heading the topic is density even when no density word repeats ("R: C / L: B")

@@ -84,7 +84,7 @@ class ParsedReport:
     reason: str | None                       # why no label can come from this report, if so
     notes: tuple[str, ...] = ()
     mentions: list[Mention] = field(default_factory=list)
-    n_sentences: int = 0
+    n_sentences: int = 0            # sentences of the sections that had a keyword at all
     n_label_sentences: int = 0
 
 
@@ -138,6 +138,8 @@ class ReportParser:
                 continue
             kept = 0
             for section in split_sections(text):
+                if section.name != "composition" and not scan.any_in(section.start, section.end):
+                    continue   # no keyword in the whole section: no need to even split its sentences
                 sentences = split_sentences(text, section.start, section.end)
                 parsed.n_sentences += len(sentences)
                 for k, (s, e) in enumerate(sentences):

@@ -48,17 +48,39 @@ LATERALITY_HEADINGS = {"right": "R", "right breast": "R", "rt": "R", "r": "R", "
                        "left": "L", "left breast": "L", "lt": "L", "l": "L", "left side": "L",
                        "bilateral": "B", "both breasts": "B", "both sides": "B", "bilaterally": "B"}
 
-# "Heading:" at line start or after a sentence end; or an all-caps line on its own
-_HEADING = re.compile(
+# a heading ends at a colon, a " - " dash or a line break; the text before that mark is checked by an
+# end-anchored pattern on a short window, so the regex runs a few times per report, not at every char
+_HEADING_MARK = re.compile(r":|-{1,2} |\n")
+_HEADING_TEXT = re.compile(
     r"(?:^|(?<=\n)|(?<=[.!?;:]) )[ \t]*(?P<h>[A-Za-z][A-Za-z /&()-]{0,38}?)"
-    r"(?:[ \t]*\(?[0-9]{1,4}[./-][0-9]{1,2}[./-][0-9]{1,4}\)?)?[ \t]*(?::|-{1,2} |\n)"  # "ADDENDUM 2015-10-15:"
-    r"|(?:^|(?<=\n))[ \t]*(?P<caps>[A-Z][A-Z /&-]{2,38})[ \t]*(?=\n|$)")
-# a full stop ends a sentence before a capital, and before a lower-case word too ("... density. bi-rads: 2
-# right") unless it ends a common abbreviation ("cat. 4", "approx. 5 mm", "e.g. fat")
-_SENTENCE_END = re.compile(
-    r"(?<=[.!?])\s+(?=[A-Z(\[\"'])|\n\s*"
-    r"|(?<![Cc]at\.)(?<!approx\.)(?<!e\.g\.)(?<!i\.e\.)(?<!\bvs\.)(?<!\b[Nn]o\.)(?<!\bca\.)(?<!\b[a-zA-Z]\.)"
-    r"(?<=[a-z0-9)\]]\.)\s+(?=[a-z])")
+    r"(?:[ \t]*\(?[0-9]{1,4}[./-][0-9]{1,2}[./-][0-9]{1,4}\)?)?[ \t]*$")   # "ADDENDUM 2015-10-15:"
+_CAPS_LINE = re.compile(r"[ \t]*(?P<caps>[A-Z][A-Z /&-]{2,38})[ \t]*$")
+
+
+def _headings(text: str):
+    """(start, raw heading text) for every heading candidate, in order."""
+    for mark in _HEADING_MARK.finditer(text):
+        p = mark.start()
+        found = _HEADING_TEXT.search(text, max(0, p - 64), p)
+        if found:
+            yield found.start(), found.group("h")
+            continue
+        if mark.group(0) == "\n":
+            line_start = text.rfind("\n", 0, p) + 1
+            caps = _CAPS_LINE.fullmatch(text, line_start, p)
+            if caps:
+                yield line_start, caps.group("caps")
+    # the last line, if it is an all-caps heading without a line break after it
+    line_start = text.rfind("\n") + 1
+    caps = _CAPS_LINE.fullmatch(text, line_start, len(text))
+    if caps and line_start > 0:
+        yield line_start, caps.group("caps")
+
+
+# candidate sentence ends: a full stop (or ! ?) followed by space, or a line break; each is judged
+# in Python (a handful per report) instead of by look-behinds at every character
+_BREAK = re.compile(r"[.!?]\s+|\n\s*")
+_ABBREVIATIONS = frozenset({"cat", "approx", "ca", "no", "vs", "e.g", "i.e", "fig", "dr", "mr", "mrs", "ms"})
 
 
 @lru_cache(maxsize=4096)
@@ -91,15 +113,21 @@ def split_sections(text: str) -> list[Section]:
     """Contiguous, non-overlapping sections covering the whole text (headings included)."""
     cuts: list[tuple[int, str, str | None, bool]] = []  # (start, section name, laterality, inline)
     current = BODY
-    for match in _HEADING.finditer(text):
-        raw = match.group("h") or match.group("caps")
+    for start, raw in _headings(text):
+        if cuts and start <= cuts[-1][0]:
+            continue
         name, lat = canonical_heading(raw)
         if name is not None:
             current = name
-            cuts.append((match.start(), name, None, False))
+            cuts.append((start, name, None, False))
         elif lat is not None:
-            line_start = match.start() == 0 or text[match.start() - 1] == "\n"
-            cuts.append((match.start(), current, lat, not line_start))
+            line_start = start == 0 or text[start - 1] == "\n"
+            # "Findings: Right breast: ..." — a side heading right after a section heading is structural
+            after_heading = False
+            if cuts and cuts[-1][2] is None:
+                between = text[cuts[-1][0]:start]
+                after_heading = between.rstrip().endswith(":") and len(between.split()) <= 4
+            cuts.append((start, current, lat, not (line_start or after_heading)))
     if not cuts or cuts[0][0] > 0:
         cuts.insert(0, (0, BODY, None, False))
     sections = []
@@ -110,14 +138,35 @@ def split_sections(text: str) -> list[Section]:
     return sections
 
 
+def _ends_sentence(text: str, match: re.Match, end: int) -> bool:
+    """A full stop ends a sentence before a capital, and before a lower-case word too ("... density.
+    bi-rads: 2 right") unless it ends a common abbreviation ("cat. 4", "approx. 5 mm") or an initial."""
+    if "\n" in match.group(0) or match.group(0)[0] != ".":
+        return True
+    nxt = text[match.end()] if match.end() < end else ""
+    if not nxt or nxt.isupper() or nxt in "([\"'":
+        return True
+    if not nxt.islower():
+        return False
+    word_start = match.start()
+    while word_start > 0 and (text[word_start - 1].isalnum() or text[word_start - 1] == "."):
+        word_start -= 1
+    word = text[word_start:match.start()].lower()
+    return len(word) > 1 and word not in _ABBREVIATIONS
+
+
 def split_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Sentence char spans inside ``text[start:end]`` (blank ones dropped)."""
     spans = []
     pos = start
-    for match in _SENTENCE_END.finditer(text, start, end):
-        if match.start() > pos and text[pos:match.start()].strip():
-            spans.append((pos, match.start()))
+    for match in _BREAK.finditer(text, start, end):
+        if not _ends_sentence(text, match, end):
+            continue
+        cut = match.start() + (1 if match.group(0)[0] in ".!?" else 0)
+        if cut > pos and text[pos:cut].strip():
+            spans.append((pos, cut))
         pos = match.end()
     if end > pos and text[pos:end].strip():
         spans.append((pos, end))
     return spans
+

@@ -16,7 +16,7 @@ _TAG = re.compile(r"<[^<>]{0,2000}>")
 _ENTITY = re.compile(r"&(?:#\d{1,7}|#x[0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 # C0/C1 controls except tab/newline/carriage return, and the Unicode replacement char of bad decodes
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
-_LETTER = re.compile(r"[A-Za-z]")
+_ASCII_LETTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 # reasons a whole report yields no labels; kept verbatim in the outputs
 EMPTY = "empty_report"
@@ -64,9 +64,10 @@ def clean_report_text(value, max_chars: int) -> CleanText:
     if "&" in text:
         text = _ENTITY.sub(_pad_entity, text)
     text = _CONTROL.sub(" ", text)
-    letters = len(_LETTER.findall(text[:20000]))
-    sample = min(len(text), 20000)
-    if sample and letters / sample < 0.2:
+    sample = text[:20000]
+    raw = sample.encode("ascii", "ignore")
+    letters = len(raw) - len(raw.translate(None, _ASCII_LETTERS))   # counted in C, not per character
+    if letters / len(sample) < 0.2:
         # binary junk or a table of numbers: nothing here reads as a sentence
         return CleanText(text, UNREADABLE, tuple(notes))
     return CleanText(text, None, tuple(notes))
