@@ -82,6 +82,7 @@ QUEUE_SCHEMA = pa.schema([
     ("span_start", pa.int64()),
     ("span_end", pa.int64()),
     ("report_row", pa.int64()),
+    ("related_spans", pa.string()),
     ("reasons", pa.string()),
     ("tier", pa.int8()),
     ("model_label", pa.string()),
@@ -228,15 +229,17 @@ def _model_opinion(pred_by_image: dict[str, pd.DataFrame], task: str, image_keys
 
 
 def _span(mentions: pd.DataFrame | None, accession_key, task: str, laterality: str | None,
-          evidence, label: str | None) -> tuple[int | None, int | None, int | None]:
-    """(span_start, span_end, report_row) of the mention behind a label, from report_mentions.
+          evidence, label: str | None) -> tuple[int | None, int | None, int | None, str]:
+    """(span_start, span_end, report_row, related_spans) of the mention behind a label, from
+    report_mentions; ``related_spans`` is JSON ``[[report_row, start, end], …]`` of the other
+    candidate mentions (a second reader's category, a range elsewhere in the report).
 
     Candidates are the study's mentions of the task's type on this breast (or both breasts);
     preferred are those quoted in the label's evidence sentence, then those whose value is the
     label, then the earliest. No candidate -> no span (the page then searches the evidence).
     """
     if mentions is None or not len(mentions) or _is_missing(accession_key) or task not in MENTION_TYPES:
-        return None, None, None
+        return None, None, None, "[]"
     rows = mentions[mentions["accession_key"] == accession_key]
     if "type" in rows.columns:
         rows = rows[rows["type"].isin(MENTION_TYPES[task])]
@@ -244,18 +247,20 @@ def _span(mentions: pd.DataFrame | None, accession_key, task: str, laterality: s
         rows = rows[rows["laterality"].isin([laterality, "B"]) | rows["laterality"].isna()]
     rows = rows.dropna(subset=["span_start", "span_end"])
     if not len(rows):
-        return None, None, None
+        return None, None, None, "[]"
     text = rows["text"].fillna("").str.lower() if "text" in rows.columns else pd.Series("", index=rows.index)
     sentence = evidence.lower() if isinstance(evidence, str) else ""
     quoted = text.map(lambda t: bool(t) and t in sentence)
     value = rows["value"].fillna("") if "value" in rows.columns else pd.Series("", index=rows.index)
     same = value.map(lambda v: label is not None and str(v).split(",")[0].split("-")[0][:1] == label[:1])
     report_row = rows["report_row"] if "report_row" in rows.columns else pd.Series(0, index=rows.index)
-    ranked = rows.assign(_q=~quoted, _v=~same, _r=report_row).sort_values(
+    ranked = rows.assign(_q=~quoted, _v=~same, _r=report_row.fillna(-1)).sort_values(
         ["_q", "_v", "_r", "span_start", "span_end"], kind="mergesort")
     best = ranked.iloc[0]
     row = None if "report_row" not in rows.columns or _is_missing(best["report_row"]) else int(best["report_row"])
-    return int(best["span_start"]), int(best["span_end"]), row
+    others = sorted({(int(r), int(a), int(b)) for r, a, b in
+                     zip(ranked["_r"].iloc[1:], ranked["span_start"].iloc[1:], ranked["span_end"].iloc[1:])})
+    return int(best["span_start"]), int(best["span_end"]), row, json.dumps([list(o) for o in others])
 
 
 def build_queue(breast_labels: pd.DataFrame, image_labels: pd.DataFrame, *,
@@ -332,7 +337,8 @@ def build_queue(breast_labels: pd.DataFrame, image_labels: pd.DataFrame, *,
         if not reasons:
             continue
         laterality = row.breast_key[-1] if isinstance(row.breast_key, str) and ":" in row.breast_key else None
-        span_start, span_end, report_row = _span(mentions_by_acc, acc, row.task, laterality, row.evidence, label)
+        span_start, span_end, report_row, related_spans = _span(mentions_by_acc, acc, row.task, laterality,
+                                                                row.evidence, label)
         images_json = json.dumps([
             {"image_key": r.image_key, "view": None if _is_missing(r.view) else str(r.view),
              "laterality": None if _is_missing(r.laterality) else str(r.laterality),
@@ -347,6 +353,7 @@ def build_queue(breast_labels: pd.DataFrame, image_labels: pd.DataFrame, *,
             "rule_id": None if _is_missing(row.rule_id) else str(row.rule_id),
             "evidence": None if _is_missing(row.evidence) else str(row.evidence),
             "span_start": span_start, "span_end": span_end, "report_row": report_row,
+            "related_spans": related_spans,
             "reasons": ";".join(sorted(reasons, key=lambda r: (REASON_TIER[r], r))),
             "tier": min(REASON_TIER[r] for r in reasons), "n_reasons": len(reasons),
             "model_label": model_label, "model_p_label": p_label, "images_json": images_json,

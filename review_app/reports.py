@@ -31,6 +31,7 @@ class Report:
 class Segment:
     text: str
     evidence: bool
+    related: bool = False   # another statement on the same question (the other reader's category)
 
 
 class ReportIndex:
@@ -88,23 +89,33 @@ def _find(text: str, evidence: str) -> tuple[int, int] | None:
 
 
 def highlight(text: str, evidence: str | None, span_start: int | None = None,
-              span_end: int | None = None) -> list[Segment]:
-    """Split ``text`` into plain and evidence segments (rendered escaped; evidence in <mark>).
+              span_end: int | None = None, related: tuple[tuple[int, int], ...] = ()) -> list[Segment]:
+    """Split ``text`` into plain, evidence and related segments (rendered escaped, in <mark>).
 
     The mined span (``report_mentions``; the caller passes it only for the report row it was
     mined from) is used when it lies inside the text; otherwise the label's evidence sentence is
-    searched for. No match -> no highlight, never a wrong one.
+    searched for. No match -> no evidence highlight, never a wrong one. ``related`` spans (other
+    mentions of the task on this breast, e.g. the second reader's category) are marked apart;
+    one overlapping the evidence is dropped.
     """
     span = None
     if span_start is not None and span_end is not None and 0 <= span_start < span_end <= len(text):
         span = (span_start, span_end)
     if span is None and evidence:
         span = _find(text, evidence)
-    if span is None:
-        return [Segment(text, False)]
-    s, e = span
-    return [seg for seg in (Segment(text[:s], False), Segment(text[s:e], True), Segment(text[e:], False))
-            if seg.text]
+    marks = [(span[0], span[1], True)] if span else []
+    for s, e in sorted(related):
+        if 0 <= s < e <= len(text) and all(e <= a or s >= b for a, b, _ in marks):
+            marks.append((s, e, False))
+    out, pos = [], 0
+    for s, e, is_evidence in sorted(marks):
+        if s > pos:
+            out.append(Segment(text[pos:s], False))
+        out.append(Segment(text[s:e], is_evidence, related=not is_evidence))
+        pos = e
+    if pos < len(text):
+        out.append(Segment(text[pos:], False))
+    return out
 
 
 def report_source_path(home: MammoHome, batch: str) -> Path:

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import (DDL, Boolean, DateTime, Float, ForeignKey, Integer, String, Text,
-                        UniqueConstraint, create_engine, event)
+                        UniqueConstraint, create_engine, event, inspect)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -69,6 +69,7 @@ class QueueItem(Base):
     span_start: Mapped[int | None] = mapped_column(Integer)
     span_end: Mapped[int | None] = mapped_column(Integer)
     report_row: Mapped[int | None] = mapped_column(Integer)  # data row of reports.csv the span is in
+    related_spans: Mapped[str] = mapped_column(Text, nullable=False, default="[]")  # [[row, start, end], …]
     reasons: Mapped[str] = mapped_column(String(400), nullable=False)
     model_label: Mapped[str | None] = mapped_column(String(16))
     model_p_label: Mapped[float | None] = mapped_column(Float)
@@ -158,7 +159,24 @@ def make_engine(db_url: str) -> Engine:
     return create_engine(db_url, pool_pre_ping=True)
 
 
+class SchemaMismatch(RuntimeError):
+    pass
+
+
 def init_db(engine: Engine) -> sessionmaker[Session]:
-    """Create missing tables (idempotent) and return the session factory."""
+    """Create missing tables (idempotent), refuse a database of an older layout, return the session factory.
+
+    ``create_all`` never alters an existing table, so a database written by an older app version
+    would fail later on the first query that touches a new column; it is stopped here instead.
+    """
     Base.metadata.create_all(engine)
+    inspector = inspect(engine)
+    missing = [f"{table.name}.{column.name}" for table in Base.metadata.sorted_tables
+               for column in table.columns
+               if column.name not in {c["name"] for c in inspector.get_columns(table.name)}]
+    if missing:
+        raise SchemaMismatch(
+            f"the review database {engine.url.render_as_string(hide_password=True)} was created by an older "
+            f"app version (missing {', '.join(missing)}): export its decisions with that version "
+            "(`mammo-mtl review export`), then move the database aside and run `mammo-mtl review sync-queue`")
     return sessionmaker(engine, expire_on_commit=False)

@@ -57,7 +57,8 @@ def sync_queue(session: Session, queue: pd.DataFrame) -> SyncResult:
             "breast_key": rec["breast_key"], "accession_key": rec["accession_key"],
             "proposed_label": rec["label"], "proposed_u": rec["u"], "source": rec["source"],
             "rule_id": rec["rule_id"], "evidence": rec["evidence"], "span_start": rec["span_start"],
-            "span_end": rec["span_end"], "report_row": rec["report_row"], "reasons": rec["reasons"], "model_label": rec["model_label"],
+            "span_end": rec["span_end"], "report_row": rec["report_row"],
+            "related_spans": rec["related_spans"] or "[]", "reasons": rec["reasons"], "model_label": rec["model_label"],
             "model_p_label": rec["model_p_label"], "images_json": rec["images_json"] or "[]",
         }
         seen.add(rec["item_key"])

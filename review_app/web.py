@@ -169,12 +169,14 @@ def create_app(settings: ReviewSettings, *, pseudonym_key: bytes | None = None) 
             past = history(session, item_id)
         images = json.loads(item.images_json or "[]")
         texts = []
+        related = json.loads(item.related_spans or "[]")
         for report in reports.reports(item.batch, item.accession_key):
             # the mined span belongs to one report row; other reports of the study are searched
             own = item.report_row is None or item.report_row == report.row
             start, end = (item.span_start, item.span_end) if own else (None, None)
+            others = tuple((s, e) for row, s, e in related if row == report.row)
             texts.append({"reader_level": report.reader_level, "study_date": report.study_date,
-                          "segments": highlight(report.text, item.evidence, start, end)})
+                          "segments": highlight(report.text, item.evidence, start, end, others)})
         context = {
             "user": user, "item": item, "images": images, "reports": texts,
             "report_problem": reports.problem(item.batch), "history": past, "message": message,

@@ -50,7 +50,7 @@ def synthetic_queue(n: int) -> pd.DataFrame:
                      "target_key": f"A-{i:016x}:L", "task": task, "batch": "hmi", "breast_key": f"A-{i:016x}:L",
                      "accession_key": f"A-{i:016x}", "label": label, "u": float(rng.uniform(0.5, 1)),
                      "source": "report", "rule_id": "load", "evidence": None, "span_start": None,
-                     "span_end": None, "report_row": None, "reasons": "high_uncertainty", "tier": 3, "model_label": None,
+                     "span_end": None, "report_row": None, "related_spans": "[]", "reasons": "high_uncertainty", "tier": 3, "model_label": None,
                      "model_p_label": None, "images_json": "[]"})
     return pd.DataFrame(rows, columns=QUEUE_COLUMNS)
 

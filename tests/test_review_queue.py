@@ -1,6 +1,7 @@
 """Which labels reach an annotator, and in which order (review_app.queue, pure)."""
 
 import io
+import json
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -129,6 +130,8 @@ def test_evidence_span_is_the_mention_of_that_task_on_that_breast_quoted_in_the_
         "value": ["4", "C", "2", "3"], "span_start": [3, 10, 20, 54], "span_end": [12, 15, 25, 59]})
     queue = build_queue(b, i, mentions=mentions)
     assert (queue.loc[0, "span_start"], queue.loc[0, "span_end"], queue.loc[0, "report_row"]) == (54, 59, 1)
+    # the bilateral BI-RADS 4 of the other report is shown beside it; the right breast's ACR 2 is not
+    assert json.loads(queue.loc[0, "related_spans"]) == [[0, 3, 12]]
 
 
 def test_no_mention_of_the_task_leaves_the_span_empty():

@@ -40,3 +40,11 @@ def test_span_outside_the_text_falls_back_to_searching_the_evidence_across_white
 
 def test_evidence_not_in_the_text_highlights_nothing():
     assert highlight("No findings.", "spiculated mass") == [Segment("No findings.", False)]
+
+
+def test_other_statements_on_the_question_are_marked_apart_from_the_evidence():
+    text = "Reader 1: BI-RADS 4. Reader 2: BI-RADS 2."
+    segments = highlight(text, None, 10, 19, related=((31, 40), (12, 15)))   # (12, 15) overlaps: dropped
+    assert [(s.text, s.evidence, s.related) for s in segments] == [
+        ("Reader 1: ", False, False), ("BI-RADS 4", True, False), (". Reader 2: ", False, False),
+        ("BI-RADS 2", False, True), (".", False, False)]
