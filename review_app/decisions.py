@@ -89,6 +89,8 @@ def record_decision(factory: sessionmaker[Session], user: User, req: DecisionReq
         raise DecisionError(f"decision must be one of {list(DECISIONS)}, got {req.decision!r}")
     if not DECISION_ID_RE.match(req.decision_id or ""):
         raise DecisionError("decision_id must be the 32-hex-digit id issued with the form; reload the item")
+    if req.expected_version < 0:
+        raise DecisionError("the form lacks the item version it was shown at; reload the item")
     with factory() as session:
         replay = _replayed(session, user, req)
         if replay is not None:
