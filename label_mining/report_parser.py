@@ -36,7 +36,12 @@ _CLAUSE_BREAK = re.compile(r"[,;|]| / |\.\s")
 _WORD = re.compile(r"[A-Za-z]+")
 _DENSITY_TOPIC = re.compile(r"densit|composition|parenchym", re.IGNORECASE)
 _WHITESPACE_RUN = re.compile(r"\s{2,}|[\t\n\r\f\v]")
-_SEPARATOR = " "    # between sentences in the chunk Doc; bounds are token indices (a newline here makes spaCy 5x slower)
+# Sentences per spaCy Doc. One Doc per sentence costs ~20 us of Doc overhead each; one Doc per
+# chunk makes spaCy's special-case retokenisation superlinear (measured 8x slower per sentence at
+# 5,000 sentences); a few dozen sentences per Doc is the flat part of that curve.
+SENTENCES_PER_DOC = 64
+_SEPARATOR = " "    # between sentences in a Doc; bounds are token indices (a newline or a double space here
+                    # defeats spaCy's tokenizer cache: 5-20x slower)
 
 
 def _compact(sentence: str) -> tuple[str, list[int] | None]:
@@ -143,6 +148,12 @@ class ReportParser:
                 sentences = split_sentences(text, section.start, section.end)
                 parsed.n_sentences += len(sentences)
                 for k, (s, e) in enumerate(sentences):
+                    # no leading/trailing blanks: a double space before a word stops spaCy's tokenizer
+                    # cache for that word (measured 20x slower tokenisation)
+                    while s < e and text[s].isspace():
+                        s += 1
+                    while e > s and text[e - 1].isspace():
+                        e -= 1
                     if kept < self.policy.max_label_sentences and scan.can_carry_label(s, e, section.name):
                         compact, offsets = _compact(text[s:e])
                         candidates.append(_Candidate(idx, section.name, section.laterality, section.inline, s, e,
@@ -152,8 +163,8 @@ class ReportParser:
             parsed.n_label_sentences = kept
             if kept >= self.policy.max_label_sentences:
                 parsed.notes = parsed.notes + ("label_sentence_limit",)
-        if candidates:
-            self._run_spacy(candidates, cleaned, results)
+        for i in range(0, len(candidates), SENTENCES_PER_DOC):
+            self._run_spacy(candidates[i:i + SENTENCES_PER_DOC], cleaned, results)
         for parsed in results:
             if parsed.reason is None and not any(m.type in (ASSESSMENT, DENSITY) for m in parsed.mentions):
                 parsed.reason = "no_label_statements"

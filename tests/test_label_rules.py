@@ -27,10 +27,11 @@ def value(text, side, task, reader_level="senior"):
 
 
 # --- tokenizer and sections ------------------------------------------------------------------
-def test_tokenizer_keeps_birads_whole_and_splits_glued_categories():
+def test_tokenizer_splits_categories_glued_to_their_anchor():
     nlp = blank_mammography_nlp()
-    assert [t.text for t in nlp("BI-RADS 4A, BIRADS-4 and ACR3.")] == \
-        ["BI-RADS", "4A", ",", "BIRADS", "-", "4", "and", "ACR", "3", "."]
+    assert [t.text for t in nlp("BI-RADS 4A, BIRADS-4 and ACR3. BIRADS:4 ACRb")] == \
+        ["BI", "-", "RADS", "4A", ",", "BIRADS", "-", "4", "and", "ACR", "3", ".", "BIRADS", ":", "4", "ACR", "b"]
+    assert [t.text for t in nlp("acre 12-15 mm")] == ["acre", "12", "-", "15", "mm"]
     assert [t.text for t in nlp("density B-C, between b and c.")] == \
         ["density", "B", "-", "C", ",", "between", "b", "and", "c", "."]
 
