@@ -14,7 +14,7 @@ import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Optional
 
 import dagster as dg
 from pydantic import Field
@@ -73,8 +73,11 @@ class BaselineTrainingConfig(_TrainingBase):
 
 
 class FinetuneConfig(dg.Config):
-    u_const: float = Field(0.9, description="uncertainty of the ACR-derived malignancy labels (paper: best 0.9)")
-    aux_u_const: float = Field(0.5, description="uncertainty of the vtb acr/density/view labels (paper: 0.5)")
+    u_const: Optional[float] = Field(
+        None, description="uncertainty of the ACR-derived malignancy labels; empty: the label policy's own "
+                          "(label_mining derived_u combined with the report's doubt). Paper: 0-0.9, best 0.9")
+    aux_u_const: Optional[float] = Field(
+        None, description="uncertainty of the vtb acr/density/view labels; empty: the label policy's. Paper: 0.5")
     acr_high_weight: float = Field(20.0, description="class weight of ACR 4-5 (and of derived malignant) samples")
     epochs: int = Field(DEMO.finetune_epochs, description="fine-tuning epochs (paper: 20)")
     learning_rate: float = Field(DEMO.finetune_learning_rate,
@@ -84,8 +87,9 @@ class FinetuneConfig(dg.Config):
 
     def spec(self, init_from: str) -> X.RunSpec:
         w = self.acr_high_weight
-        return X.finetune_spec(self.u_const, self.aux_u_const, init_from=init_from, name="finetuned").model_copy(
-            update={"class_weights": {"breastbin": (1.0, w), "acr": (1.0, 1.0, 1.0, w, w, 1.0)}})
+        return X.RunSpec(name="finetuned", role="finetune", train_on=("vtb", "finetune"), init_from=init_from,
+                         class_weights={"breastbin": (1.0, w), "acr": (1.0, 1.0, 1.0, w, w, 1.0)},
+                         labels=X.LabelPlan(acr_derived_u=self.u_const, aux_u_const=self.aux_u_const))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -127,20 +127,24 @@ def apply_uncertainty_policy(rows: pd.DataFrame, policy: UncertaintyPolicy) -> p
     return rows
 
 
+DERIVED_SOURCES = ("derived", "acr_derived")  # label_mining's source for ACR-derived malignancy, and ours
+
+
 def derive_malignancy_from_acr(rows: pd.DataFrame, u_const: float) -> pd.DataFrame:
-    """Paper 3.3.5: a breastbin label from the ACR category wherever no confirmed one exists.
+    """Paper 3.3.5: a breastbin label from the ACR category wherever no better one exists.
 
     ACR 1–2 → 0, ACR 4–5 → 1, ACR 3 → missing (probably benign, but not enough to train on).
-    ACR 6 means "known biopsy-proven malignancy" and is kept malignant. A breastbin label that is
-    already certain (u = 0: pathology or annotator review) is kept: a biopsy outranks a category.
+    ACR 6 means "known biopsy-proven malignancy" and is kept malignant. Labels from a better
+    source (pathology, follow-up, review, an ACR 6 report) are kept as they are: a biopsy outranks a
+    category. Labels label_mining itself derived from ACR are re-derived with ``u_const``.
     """
     rows = _as_object(rows)
     acr = pd.to_numeric(rows["acr"], errors="coerce")
     derived = pd.Series(np.where(acr.isin([1, 2]), 0.0, np.where(acr.isin([4, 5, 6]), 1.0, np.nan)), index=rows.index)
-    u = pd.to_numeric(rows["breastbin_u"], errors="coerce").fillna(1.0)
-    confirmed = rows["breastbin"].notna() & (u <= 0.0) & (rows["breastbin_source"].astype(str) != "acr_derived")
-    has = ~confirmed & derived.notna()
-    gone = ~confirmed & derived.isna()
+    source = rows["breastbin_source"].astype(object).where(rows["breastbin_source"].notna(), None)
+    better = rows["breastbin"].notna() & ~source.isin(DERIVED_SOURCES)
+    has = ~better & derived.notna()
+    gone = ~better & derived.isna()
     rows.loc[has, "breastbin"] = derived[has].astype(int).astype(object)
     rows.loc[has, "breastbin_u"] = u_const
     rows.loc[has, "breastbin_weight"] = 1.0 - u_const

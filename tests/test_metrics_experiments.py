@@ -58,16 +58,18 @@ def test_noisy_labels_replace_excluded_ones_with_random_labels():
     assert half["breastbin"].isna().sum() == 20 and (half["breastbin_source"] == "experiment_noise").sum() == 20
 
 
-def test_acr_derived_malignancy_follows_the_paper_and_keeps_confirmed_labels():
-    rows = pd.DataFrame({"image_key": list("abcdefg"), "breast_key": list("abcdefg"),
-                         "acr": [1, 2, 3, 4, 5, 6, 4],
-                         "breastbin": [None, None, None, None, None, None, 0],
-                         "breastbin_u": [1.0] * 6 + [0.0], "breastbin_weight": [0.0] * 6 + [1.0],
-                         "breastbin_source": [None] * 6 + ["pathology"]})
+def test_acr_derived_malignancy_follows_the_paper_and_keeps_better_labels():
+    rows = pd.DataFrame({"image_key": list("abcdefgh"), "breast_key": list("abcdefgh"),
+                         "acr": [1, 2, 3, 4, 5, 6, 4, 2],
+                         "breastbin": [None, None, None, "1", None, None, 0, 1],
+                         "breastbin_u": [1.0, 1.0, 1.0, 0.5, 1.0, 1.0, 0.0, 0.05],
+                         "breastbin_weight": [0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 1.0, 0.95],
+                         "breastbin_source": [None, None, None, "derived", None, None, "biopsy", "follow_up"]})
     out = X.derive_malignancy_from_acr(rows, u_const=0.75)
-    assert out["breastbin"].tolist() == [0, 0, None, 1, 1, 1, 0]   # biopsy-benign ACR 4 stays benign
-    assert out["breastbin_weight"].tolist() == [0.25, 0.25, 0.0, 0.25, 0.25, 0.25, 1.0]
-    assert out.loc[6, "breastbin_source"] == "pathology"
+    # biopsy-benign ACR 4 stays benign, follow-up keeps its label; label_mining's derivation is redone
+    assert out["breastbin"].tolist() == [0, 0, None, 1, 1, 1, 0, 1]
+    assert out["breastbin_weight"].tolist() == [0.25, 0.25, 0.0, 0.25, 0.25, 0.25, 1.0, 0.95]
+    assert out["breastbin_source"].tolist()[6:] == ["biopsy", "follow_up"]
 
 
 def test_uncertainty_policies():
