@@ -177,9 +177,9 @@ def _process_chunk(args) -> ChunkResult:
     ctx = _CTX
     n = len(columns["report_text"])
     parsed: list[ParsedReport] = ctx.parser.parse_many(columns["report_text"])
-    mentions = {c: [] for c in _MENTION_COLS}
+    mention_rows: list[tuple] = []
     label_rows: list[tuple] = []
-    result = ChunkResult(mentions, {}, [], [], Counter(), n)
+    result = ChunkResult({}, {}, [], [], Counter(), n)
     for i in range(n):
         accession = (columns["accession_number"][i] or "").strip()
         patient = (columns["patient_id"][i] or "").strip()
@@ -190,20 +190,13 @@ def _process_chunk(args) -> ChunkResult:
         result.reasons[report.reason or "labelled"] += 1
         for note in report.notes:
             result.reasons[f"note:{note}"] += 1
-        key, _ = _key_columns(accession, patient, ctx)
-        for m in report.mentions:
-            mentions["key"].append(key)
-            mentions["report_row"].append(row0 + i)
-            mentions["section"].append(m.section)
-            mentions["span_start"].append(m.start)
-            mentions["span_end"].append(m.end)
-            mentions["text"].append(_text(m.text, ctx))
-            mentions["type"].append(m.type)
-            mentions["value"].append(("-" if m.is_range else ",").join(m.values))
-            mentions["laterality"].append(m.laterality)
-            mentions["laterality_source"].append(m.laterality_source)
-            mentions["modifiers"].append(sorted(m.modifiers))
-            mentions["rule_id"].append(m.rule_id)
+        if report.mentions:
+            key, _ = _key_columns(accession, patient, ctx)
+            scrubbing = ctx.key is not None
+            for m in report.mentions:
+                mention_rows.append((key, row0 + i, m.section, m.start, m.end, scrub(m.text) if scrubbing else m.text,
+                                     m.type, ("-" if m.is_range else ",").join(m.values), m.laterality,
+                                     m.laterality_source, sorted(m.modifiers), m.rule_id))
         per_report = report_labels(report, ctx.policy, columns["reader_level"][i])
         if accession in ctx.duplicated:
             result.held.append((accession, patient, columns["study_date"][i], per_report))
@@ -211,6 +204,7 @@ def _process_chunk(args) -> ChunkResult:
         _emit_labels(label_rows, accession, patient, final_records(accession, patient, columns["study_date"][i],
                                                                    [per_report], ctx), ctx)
     result.labels = _columns(label_rows, _LABEL_COLS)
+    result.mentions = _columns(mention_rows, _MENTION_COLS)
     return result
 
 
