@@ -328,11 +328,15 @@ def mine_labels(reports_csv: str | Path | None, out_dir: str | Path, *, patholog
             for chunk in chunks:
                 write(_process_chunk(chunk))
         else:
-            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-            with mp.get_context(method).Pool(n_process, initializer=_init_worker, initargs=init_args) as pool:
+            _init_worker(*init_args)
+            if "fork" in mp.get_all_start_methods():
+                # forked workers inherit the parser built above (spaCy pipeline, matchers, policy)
+                pool = mp.get_context("fork").Pool(n_process)
+            else:
+                pool = mp.get_context("spawn").Pool(n_process, initializer=_init_worker, initargs=init_args)
+            with pool:
                 for result in pool.imap(_process_chunk, chunks, chunksize=1):
                     write(result)
-            _init_worker(*init_args)
         if held:
             # double-read examinations: all their reports are in; merge per accession, in first-seen order
             groups: dict[str, list] = {}
