@@ -136,6 +136,7 @@ class TrainConfig(BaseModel):
     selection_metric: str | None = None  # None -> val_breastbin_auc if breastbin else val_loss
     selection_mode: Literal["auto", "max", "min"] = "auto"
     shuffle_buffer: int = Field(1024, gt=0)
+    input_threads: int | None = Field(None, gt=0, description="tf.data decode threads; None = half the cores")
     # XLA: on this CPU it makes the first step ~1.6x slower to compile for no gain; try
     # True (or "auto") on GPUs for long runs
     jit_compile: bool | Literal["auto"] = False

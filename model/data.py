@@ -16,6 +16,7 @@ stateless and seeded per element, so a seed reproduces the exact augmented strea
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -135,35 +136,44 @@ def load_image(path: tf.Tensor, height: int, width: int) -> tf.Tensor:
 
 
 def augment(img: tf.Tensor, seed: tf.Tensor, cfg: AugmentConfig) -> tf.Tensor:
-    """Random translation, zoom and vertical flip, each with probability ``cfg.p``.
+    """Random zoom, translation and vertical flip, each with probability ``cfg.p``.
 
-    One affine resample (translation + zoom) with zero fill — zero is the background
-    value of the cache, so no artificial edge is introduced.
+    Zoom = a bilinear resize then a centred crop or zero pad; translation = an integer
+    pixel shift with zero fill — zero is the background value of the cache, so no
+    artificial edge appears. Both are skipped (no resampling cost, no blur) when not
+    drawn, which keeps the input pipeline far cheaper than the training step.
     """
     height, width = int(img.shape[0]), int(img.shape[1])
-    r = tf.random.stateless_uniform([7], seed=seed)
-    do_shift = tf.cast(r[0] < cfg.p, tf.float32)
-    do_zoom = tf.cast(r[1] < cfg.p, tf.float32)
-    do_flip = r[2] < cfg.p
-    tx = do_shift * (2.0 * r[3] - 1.0) * cfg.max_translate * width
-    ty = do_shift * (2.0 * r[4] - 1.0) * cfg.max_translate * height
-    scale = 1.0 + do_zoom * (2.0 * r[5] - 1.0) * cfg.max_zoom
-    inv = 1.0 / scale
-    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-    # output pixel (x, y) samples the input at ((x - tx - cx)/s + cx, (y - ty - cy)/s + cy)
-    transform = tf.stack([inv, 0.0, cx - (cx + tx) * inv, 0.0, inv, cy - (cy + ty) * inv, 0.0, 0.0])
-    out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=img[None], transforms=transform[None], output_shape=tf.constant([height, width]),
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")[0]
-    out = tf.cond(do_flip, lambda: tf.reverse(out, axis=[0]), lambda: out)
-    return tf.ensure_shape(out, (height, width, 1))
+    r = tf.random.stateless_uniform([6], seed=seed)
+    max_dy = int(np.ceil(cfg.max_translate * height))
+    max_dx = int(np.ceil(cfg.max_translate * width))
+
+    if cfg.max_zoom > 0:
+        def _zoom():
+            scale = 1.0 + (2.0 * r[1] - 1.0) * cfg.max_zoom
+            size = tf.cast(tf.round(tf.constant([height, width], tf.float32) * scale), tf.int32)
+            return tf.image.resize_with_crop_or_pad(tf.image.resize(img, size, method="bilinear"), height, width)
+        img = tf.cond(r[0] < cfg.p, _zoom, lambda: img)
+
+    if max_dy or max_dx:
+        def _shift():
+            dy = tf.cast(tf.round((2.0 * r[3] - 1.0) * max_dy), tf.int32)
+            dx = tf.cast(tf.round((2.0 * r[4] - 1.0) * max_dx), tf.int32)
+            padded = tf.pad(img, [[max_dy, max_dy], [max_dx, max_dx], [0, 0]])
+            # content moves down by dy and right by dx
+            return tf.slice(padded, tf.stack([max_dy - dy, max_dx - dx, 0]), [height, width, 1])
+        img = tf.cond(r[2] < cfg.p, _shift, lambda: img)
+
+    img = tf.cond(r[5] < cfg.p, lambda: tf.reverse(img, axis=[0]), lambda: img)
+    return tf.ensure_shape(img, (height, width, 1))
 
 
 # --- datasets --------------------------------------------------------------------------
 def make_dataset(rows: pd.DataFrame, image_root: str | Path, *, height: int, width: int,
                  tasks: Sequence[str] = (), batch_size: int = 8, training: bool = False,
                  augment_cfg: AugmentConfig | None = None, seed: int = 0, shuffle_buffer: int = 1024,
-                 with_targets: bool = True, drop_remainder: bool = False) -> tf.data.Dataset:
+                 with_targets: bool = True, drop_remainder: bool = False,
+                 threads: int | None = None) -> tf.data.Dataset:
     """Batches of ``(image, targets)`` (or just ``image`` when ``with_targets=False``).
 
     ``targets`` is a dict keyed by task: ``[class_index, w]`` per classification task and
@@ -199,7 +209,17 @@ def make_dataset(rows: pd.DataFrame, image_root: str | Path, *, height: int, wid
 
     ds = ds.map(_load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    opts = tf.data.Options()
+    # a private pool for decode/augment: with the default (all cores) the input threads
+    # fight the training step's own threads and on a small CPU the step time suffers
+    # (bench/README_model.md); half the cores keep the pipeline ahead of the step
+    opts.threading.private_threadpool_size = threads or default_input_threads()
+    opts.threading.max_intra_op_parallelism = 1
+    return ds.with_options(opts).prefetch(tf.data.AUTOTUNE)
+
+
+def default_input_threads() -> int:
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 def in_memory_dataset(images: np.ndarray, targets: dict[str, np.ndarray], batch_size: int) -> tf.data.Dataset:

@@ -262,7 +262,8 @@ def train(config: TrainConfig, train_rows: pd.DataFrame, val_rows: pd.DataFrame 
         train_ds = make_dataset(train_rows, image_root, height=config.height, width=config.width,
                                 tasks=config.tasks, batch_size=config.batch_size, training=True,
                                 augment_cfg=config.augment, seed=config.seed,
-                                shuffle_buffer=config.shuffle_buffer, drop_remainder=replicas > 1)
+                                shuffle_buffer=config.shuffle_buffer, drop_remainder=replicas > 1,
+                                threads=config.input_threads)
         if replicas > 1:
             opts = tf.data.Options()
             opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -272,7 +273,8 @@ def train(config: TrainConfig, train_rows: pd.DataFrame, val_rows: pd.DataFrame 
         if has_val:
             val_rows = val_rows.reset_index(drop=True)
             val_ds = make_dataset(val_rows, image_root, height=config.height, width=config.width,
-                                  tasks=config.tasks, batch_size=config.batch_size, training=False)
+                                  tasks=config.tasks, batch_size=config.batch_size, training=False,
+                                  threads=config.input_threads)
             cbs.append(_ValidationCallback(val_ds, encode_targets(val_rows, config.tasks), config))
         (work_dir / "checkpoints").mkdir(exist_ok=True)
         cbs += [

@@ -281,3 +281,15 @@ def test_saved_model_serving_signature_returns_the_same_probabilities(small_mode
     assert meta["outputs"]["density"] == ["A", "B", "C", "D"] and meta["input"]["shape"] == [None, 128, 64, 1]
     with pytest.raises(ValueError, match="run_id"):
         publish(tmp_path / "m.keras", "../escape")
+
+
+def test_mixed_precision_keeps_heads_and_reconstruction_in_float32():
+    from model.train import _precision
+
+    with _precision(True):
+        m = build_mtl_model(height=64, width=64)
+        assert m.get_layer("enc3_b1_conv1").compute_dtype == "float16"
+    assert keras.config.dtype_policy().name == "float32"  # restored for the next run
+    out = m(np.random.default_rng(0).random((1, 64, 64, 1), dtype=np.float32), training=False)
+    assert {str(v.dtype) for v in out.values()} == {"<dtype: 'float32'>"}
+    np.testing.assert_allclose(np.asarray(out["density"]).sum(), 1.0, rtol=1e-3)
