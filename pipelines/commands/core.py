@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console()
+# wide enough for the summary tables when output goes to a log file rather than a terminal
+console = Console() if Console().is_terminal else Console(width=160)
 
 # Demo sizes: big enough for the metrics to mean something, small enough for 2 CPU cores.
 DEMO_COHORTS = {"hmi": 160, "inb": 60, "vtb": 160}
