@@ -258,8 +258,13 @@ def _chunks(reports_csv, chunk_rows: int, problems_out: list):
 
 
 def _duplicated_accessions(reports_csv) -> frozenset[str]:
-    column = read_csv_strings(reports_csv, columns=None).column(
-        next(c for c in read_header(reports_csv) if c.strip().lower() == "accession_number"))
+    """Accession numbers that occur more than once (double reading). Only this one column is kept in
+    memory — the price of merging readers while streaming everything else."""
+    header = read_header(reports_csv)
+    name = next((c for c in header if c.strip().lower() == "accession_number"), None)
+    if name is None:
+        raise ValueError(f"{reports_csv}: reports.csv lacks required columns ['accession_number']; found {header}")
+    column = read_csv_strings(reports_csv, columns=[name]).column(name)
     column = pc.utf8_trim_whitespace(column)
     counts = pc.value_counts(column)
     values, n = counts.field("values"), counts.field("counts")
