@@ -57,8 +57,10 @@ def _missing_reason(parsed: ParsedReport, all_of_type: list[Mention], side_of_ty
     return f"{what}_only_negated_historical_or_hypothetical"
 
 
-def assessment_label(parsed: ParsedReport, side: str, policy: UncertaintyPolicy, reader_u: float) -> LabelRecord:
-    everything = [m for m in parsed.mentions if m.type == ASSESSMENT]
+def assessment_label(parsed: ParsedReport, side: str, policy: UncertaintyPolicy, reader_u: float,
+                     everything: list[Mention] | None = None) -> LabelRecord:
+    if everything is None:
+        everything = [m for m in parsed.mentions if m.type == ASSESSMENT]
     on_side = _for_side(everything, side)
     usable = [m for m in on_side if _eligible(m)]
     if not usable:
@@ -96,8 +98,10 @@ def assessment_label(parsed: ParsedReport, side: str, policy: UncertaintyPolicy,
                        clip_evidence(best.sentence), conflict, best_detail)
 
 
-def density_label(parsed: ParsedReport, side: str, policy: UncertaintyPolicy, reader_u: float) -> LabelRecord:
-    everything = [m for m in parsed.mentions if m.type == DENSITY]
+def density_label(parsed: ParsedReport, side: str, policy: UncertaintyPolicy, reader_u: float,
+                  everything: list[Mention] | None = None) -> LabelRecord:
+    if everything is None:
+        everything = [m for m in parsed.mentions if m.type == DENSITY]
     on_side = _for_side(everything, side)
     usable = [m for m in on_side if _eligible(m)]
     if not usable:
@@ -131,10 +135,12 @@ def density_label(parsed: ParsedReport, side: str, policy: UncertaintyPolicy, re
 def report_labels(parsed: ParsedReport, policy: UncertaintyPolicy, reader_level: str | None) -> dict[tuple[str, str], LabelRecord]:
     """{(side, task): record} for task in (acr, density) from one report."""
     reader_u = policy.reader_u(reader_level)
+    assessments = [m for m in parsed.mentions if m.type == ASSESSMENT]
+    densities = [m for m in parsed.mentions if m.type == DENSITY]
     out = {}
     for side in SIDES:
-        out[(side, "acr")] = assessment_label(parsed, side, policy, reader_u)
-        out[(side, "density")] = density_label(parsed, side, policy, reader_u)
+        out[(side, "acr")] = assessment_label(parsed, side, policy, reader_u, assessments)
+        out[(side, "density")] = density_label(parsed, side, policy, reader_u, densities)
     return out
 
 
