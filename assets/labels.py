@@ -7,9 +7,7 @@ to ``labels/<batch>/``. Identifiers are pseudonymised inside the mining pass, be
 written; metadata carries counts only (Table-1 style), never an identifier.
 """
 
-from __future__ import annotations
 
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd

@@ -53,6 +53,13 @@ def clip_evidence(text: str) -> str:
     return text if len(text) <= MAX_EVIDENCE_CHARS else text[:MAX_EVIDENCE_CHARS - 1] + "…"
 
 
-def label_as_int(record_label: str | None) -> int | None:
-    """Typed helper for the numeric tasks: "4" -> 4, None -> None (density/view stay strings)."""
-    return None if record_label is None else int(record_label)
+def typed_label(task: str, label) -> int | str | None:
+    """The stored string label as its task's class value: ("acr", "4") -> 4, ("density", "B") -> "B",
+    null/NaN -> None. Raises on a value outside the task's vocabulary (:mod:`curation.tasks`)."""
+    if label is None or label != label:
+        return None
+    classes = TASKS[task]
+    value = int(label) if isinstance(classes[0], int) else str(label)
+    if value not in classes:
+        raise ValueError(f"{label!r} is not a valid {task} label; expected one of {classes}")
+    return value

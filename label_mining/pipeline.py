@@ -27,7 +27,6 @@ import pyarrow.parquet as pq
 from curation.pseudonym import pseudonymise
 from label_mining.aggregate import SIDES, merge_readers, report_labels
 from label_mining.csv_io import BadRows, open_csv_stream, read_csv_strings, read_header
-from label_mining.entity_rules import ASSESSMENT, DENSITY
 from label_mining.handling import apply_handling
 from label_mining.label_record import LabelRecord
 from label_mining.malignancy import RESULTS, SOURCES, PathologyRecord, breastbin_label, parse_date
@@ -115,10 +114,6 @@ def _key_columns(accession: str, patient: str, ctx: _Context) -> tuple[str, str 
     if ctx.key is None:
         return accession, None
     return pseudonymise(accession, "accession", ctx.key), pseudonymise(patient, "patient", ctx.key)
-
-
-def _text(value: str, ctx: _Context) -> str:
-    return scrub(value) if ctx.key is not None else value
 
 
 def final_records(accession: str, patient: str, study_date: str, per_report: list[dict],

@@ -10,7 +10,7 @@ import yaml
 
 from label_mining.adjudication import apply_adjudications
 from label_mining.handling import apply_handling
-from label_mining.label_record import LabelRecord, missing
+from label_mining.label_record import LabelRecord, missing, typed_label
 from label_mining.malignancy import PathologyRecord, add_months, breastbin_label
 from label_mining.structured_labels import load_structured_labels, merge_structured
 from label_mining.uncertainty_policy import DEFAULT_POLICY_PATH, combine, load_policy
@@ -174,3 +174,11 @@ def test_lateral_view_folds_into_mlo_and_unsupported_views_are_missing():
     assert ml.label == "MLO" and ml.detail == "ML"
     assert view_label("FB", "ViewPosition", False, POLICY).label is None
     assert view_label(None, None, None, POLICY).missing_reason == "no_view_in_dicom_tags"
+
+
+def test_typed_label_gives_the_class_value_of_a_stored_string():
+    assert typed_label("acr", "4") == 4 and typed_label("breastbin", "0") == 0
+    assert typed_label("density", "B") == "B" and typed_label("view", None) is None
+    assert typed_label("acr", float("nan")) is None
+    with pytest.raises(ValueError, match="acr"):
+        typed_label("acr", "7")
