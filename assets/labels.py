@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
+from curation.tasks import TASKS
 from label_mining.image_labels import build_image_labels
 from label_mining.pipeline import BREAST_LABELS_FILE, PROBLEMS_FILE, REPORT_MENTIONS_FILE, mine_labels
 from label_mining.schemas import IMAGE_LABELS_SCHEMA
@@ -40,13 +41,12 @@ def _policy(config: LabelMiningConfig):
         raise dg.Failure(description=f"uncertainty policy rejected: {exc}") from exc
 
 
-def table_one(counts: dict[str, dict[str, int]]) -> str:
-    """Paper Table 1 style: one row per task, one column per class (+ missing)."""
+def table_one(counts: dict[str, dict[str, int]], share_u_positive: dict[str, float]) -> str:
+    """Paper Table 1 style: one row per task, its classes with counts, missing, and the share of u > 0."""
     lines = ["| task | classes | missing | share u>0 |", "|---|---|---|---|"]
     for task, by_class in counts.items():
-        present = {k: v for k, v in by_class.items() if k != "missing"}
-        classes = ", ".join(f"{k}: {v}" for k, v in sorted(present.items()))
-        lines.append(f"| {task} | {classes or '–'} | {by_class.get('missing', 0)} | {{u_{task}}} |")
+        present = ", ".join(f"{k}: {v}" for k, v in sorted(by_class.items()) if k != "missing") or "–"
+        lines.append(f"| {task} | {present} | {by_class.get('missing', 0)} | {share_u_positive.get(task, 0.0):.1%} |")
     return "\n".join(lines)
 
 
@@ -60,11 +60,26 @@ def _counts(frame: pd.DataFrame) -> tuple[dict[str, dict[str, int]], dict[str, f
     return counts, share
 
 
-def _md_table(counts, share) -> str:
-    text = table_one(counts)
-    for task, value in share.items():
-        text = text.replace(f"{{u_{task}}}", f"{value:.1%}")
-    return text
+def label_table_problems(frame: pd.DataFrame) -> list[str]:
+    """Paper eq. 1-3 invariants of a label table: vocabulary, u in [0, 1], weight 0 iff missing else 1 - u."""
+    problems = []
+    for task, part in frame.groupby("task", sort=True):
+        if task not in TASKS:
+            problems.append(f"unknown task {task!r}")
+            continue
+        allowed = {str(v) for v in TASKS[task]}
+        bad = part["label"].notna() & ~part["label"].isin(allowed)
+        if bad.any():
+            problems.append(f"{task}: {int(bad.sum())} labels outside {sorted(allowed)}")
+    if ((frame["u"] < 0) | (frame["u"] > 1)).any():
+        problems.append("u outside [0, 1]")
+    missing = frame["label"].isna()
+    if (frame.loc[missing, "weight"] != 0).any():
+        problems.append("a missing label has weight != 0")
+    present = frame[~missing]
+    if ((present["weight"] - (1 - present["u"])).abs() > 1e-6).any() or (present["weight"] <= 0).any():
+        problems.append("a present label has weight != 1 - u or weight <= 0")
+    return problems
 
 
 @dg.multi_asset(
@@ -78,6 +93,9 @@ def _md_table(counts, share) -> str:
                                  "uncertainty u, weight 1-u, source, rule id, evidence "
                                  "(labels/<batch>/breast_labels.parquet)."),
     ],
+    check_specs=[dg.AssetCheckSpec("breast_labels_well_formed", asset="breast_labels", blocking=True,
+                                   description="labels in the task vocabulary, u in [0, 1], weight 0 exactly "
+                                               "when missing and 1 - u otherwise")],
     partitions_def=batch_partitions,
 )
 def mine_batch_labels(context: dg.AssetExecutionContext, config: LabelMiningConfig, mammo: MammoHomeResource,
@@ -113,7 +131,7 @@ def mine_batch_labels(context: dg.AssetExecutionContext, config: LabelMiningConf
     yield dg.MaterializeResult(asset_key="breast_labels", metadata={
         "path": dg.MetadataValue.path(str(out / BREAST_LABELS_FILE)),
         "dagster/row_count": summary.n_breast_rows,
-        "table_1": dg.MetadataValue.md(_md_table(summary.class_counts, summary.share_u_positive)),
+        "table_1": dg.MetadataValue.md(table_one(summary.class_counts, summary.share_u_positive)),
         "class_counts": dg.MetadataValue.json(summary.class_counts),
         "share_u_positive": dg.MetadataValue.json(summary.share_u_positive),
         "rows_not_used": dg.MetadataValue.json(summary.problems),
@@ -121,6 +139,10 @@ def mine_batch_labels(context: dg.AssetExecutionContext, config: LabelMiningConf
         "policy_version": summary.policy_version,
         "demo_pseudonym_key": is_demo,
     })
+    problems = label_table_problems(pd.read_parquet(out / BREAST_LABELS_FILE))
+    yield dg.AssetCheckResult(check_name="breast_labels_well_formed", asset_key="breast_labels",
+                              passed=not problems,
+                              metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none")})
 
 
 @dg.asset(
@@ -159,7 +181,7 @@ def image_labels(context: dg.AssetExecutionContext, config: LabelMiningConfig, m
         "path": dg.MetadataValue.path(str(out)),
         "dagster/row_count": len(frame),
         "images": int(frame["image_key"].nunique()),
-        "table_1": dg.MetadataValue.md(_md_table(counts, share)),
+        "table_1": dg.MetadataValue.md(table_one(counts, share)),
         "class_counts": dg.MetadataValue.json(counts),
         "share_u_positive": dg.MetadataValue.json(share),
         "stats": dg.MetadataValue.json(stats),

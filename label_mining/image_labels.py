@@ -71,8 +71,9 @@ def build_image_labels(catalog: pd.DataFrame, breast_labels: pd.DataFrame, polic
 
     view_rows = []
     for img in images.itertuples(index=False):
-        rec = view_label(img.view, img.view_source, bool(img.view_conflict) if img.view_conflict == img.view_conflict
-                         else False, policy)
+        conflict = False if pd.isna(img.view_conflict) else bool(img.view_conflict)
+        rec = view_label(None if pd.isna(img.view) else img.view, None if pd.isna(img.view_source) else img.view_source,
+                         conflict, policy)
         view_rows.append({**{c: getattr(img, c) for c in CATALOG_COLUMNS}, "task": "view", **_row(rec, version)})
     frame = pd.concat([merged, pd.DataFrame(view_rows)], ignore_index=True) if view_rows else merged
 

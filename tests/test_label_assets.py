@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from assets.ingest import ingest_batch
-from assets.labels import image_labels, mine_batch_labels
+from assets.labels import image_labels, label_table_problems, mine_batch_labels
 from curation.demo_cohort import generate_cohort
 from pipelines.resources import default_resources
 
@@ -34,6 +34,8 @@ def materialise(root, selection):
 def test_label_assets_materialise_with_table_one_metadata_and_no_raw_identifiers(home):
     result = materialise(home, ["dicom_catalog", "quarantine"] + LABEL_ASSETS)
     assert result.success
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks["breast_labels_well_formed"] is True
     meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert "| task | classes | missing | share u>0 |" in meta["breast_labels"]["table_1"].value
     assert set(meta["breast_labels"]["class_counts"].value) == {"acr", "breastbin", "density"}
@@ -75,3 +77,11 @@ def test_review_decisions_reach_image_labels(home):
     same_breast = after[(after["breast_key"] == target["breast_key"]) & (after["task"] == "density")]
     assert (same_breast["label"] == corrected).all()
     assert (same_breast["source"] == "review").all() and (same_breast["u"] == 0.0).all()
+
+
+def test_the_label_check_catches_a_weight_that_does_not_match_u():
+    frame = pd.DataFrame({"task": ["acr", "acr", "density"], "label": ["4", None, "E"], "u": [0.2, 1.0, 0.0],
+                          "weight": [1.0, 0.0, 1.0]})
+    problems = label_table_problems(frame)
+    assert "a present label has weight != 1 - u or weight <= 0" in problems
+    assert any(p.startswith("density: 1 labels outside") for p in problems)
