@@ -17,8 +17,6 @@ The uncertainty terms that apply are combined by :func:`uncertainty_policy.combi
 
 from __future__ import annotations
 
-from collections import Counter
-
 from label_mining.entity_rules import ASSESSMENT, DENSITY
 from label_mining.label_record import LabelRecord, clip_evidence, missing
 from label_mining.prescan import ASSESSMENT_SECTIONS
@@ -111,7 +109,9 @@ def density_label(parsed: ParsedReport, side: str, policy: UncertaintyPolicy, re
     terms = [reader_u]
     conflict = False
     if singles:
-        counts = Counter(m.values[0] for m in singles)
+        counts: dict[str, int] = {}
+        for m in singles:
+            counts[m.values[0]] = counts.get(m.values[0], 0) + 1
         # most stated; a tie goes to the denser class (the one that changes screening)
         value = max(counts, key=lambda v: (counts[v], _DENSITY_ORDER.index(v)))
         if len(counts) > 1:

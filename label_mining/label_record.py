@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from curation.tasks import TASKS
 
 MAX_EVIDENCE_CHARS = 300
+_ALLOWED = {task: frozenset(str(v) for v in values) for task, values in TASKS.items()}
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,10 @@ class LabelRecord:
     missing_reason: str | None = None
 
     def __post_init__(self):
-        if self.task not in TASKS:
+        allowed = _ALLOWED.get(self.task)
+        if allowed is None:
             raise ValueError(f"unknown task {self.task!r}; expected one of {tuple(TASKS)}")
         if self.label is not None:
-            allowed = {str(v) for v in TASKS[self.task]}
             if self.label not in allowed:
                 raise ValueError(f"{self.label!r} is not a valid {self.task} label; expected one of {sorted(allowed)}")
             if not 0.0 <= self.u <= 1.0:
