@@ -112,7 +112,6 @@ def launch_training(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocess
                      retrain=retrain)
     # validate every TrainConfig the process will build, so a bad height/tasks combination fails now
     by_name = {s.name: s for s in specs}
-    evals = {}
     for s in specs:
         if s.name in outputs:
             ev = _validated(lambda s=s: X.expand(s, budget, seed, by_name, {}), asset)
@@ -143,7 +142,6 @@ def launch_training(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocess
         summaries[outputs[s.name]] = json.loads(path.read_text())
         records.append(X.run_record(summaries[outputs[s.name]], asset=asset, created_at=now,
                                     dagster_run_id=context.run_id))
-        evals[outputs[s.name]] = ev
     X.append_runs(home.models, records)
 
     md: dict = dict(reported.metadata or {})

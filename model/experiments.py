@@ -804,9 +804,9 @@ def evaluate_runs(models_root: Path, reports_root: Path, *, n_bootstrap: int = M
     plots: dict[str, Path] = {}
     plot_dir = Path(reports_root) / "plots"
     for ds in DATASETS:
-        curves = {role: (M.breast_level(by[ds])["breastbin"].to_numpy(dtype=float),
-                         M.breast_level(by[ds])["p_breastbin"].to_numpy(dtype=float))
-                  for role, by in preds.items() if ds in by and "p_breastbin" in by[ds]}
+        breasts = {role: M.breast_level(by[ds]) for role, by in preds.items() if ds in by and "p_breastbin" in by[ds]}
+        curves = {role: (b["breastbin"].to_numpy(dtype=float), b["p_breastbin"].to_numpy(dtype=float))
+                  for role, b in breasts.items()}
         if not curves:
             continue
         plots[f"roc_{ds}"] = P.roc_plot(curves, plot_dir / f"roc_{ds}.png", f"Breast-wise ROC — {ds}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -429,16 +430,17 @@ def _pct(x) -> str:
 
 
 def format_summary(path: Path | str) -> str:
-    """Human summary of ``evaluation.json`` (printed at the end of ``mammo-mtl demo``)."""
+    """Human summary of ``evaluation.json`` (printed at the end of ``mammo-mtl demo``), 80 columns wide."""
     path = Path(path)
     if not path.is_file():
         return f"No evaluation yet: {path} does not exist (materialise the `evaluation` asset)."
     doc = json.loads(path.read_text())
-    lines = ["Evaluation (breast-wise AUC with bootstrap 95% CI; synthetic demo data is a functional "
-             "benchmark, never a clinical claim)"]
-    header = f"{'model':<14}{'dataset':<10}{'breast AUC [95% CI]':<24}{'p vs mtl':>9}{'sens@.5':>9}{'spec@.5':>9}" \
-             f"{'spec@95%sens':>14}{'view AUC':>10}{'ACR wacc':>10}{'dens wacc':>10}"
+    lines = ["Breast-wise AUC % [bootstrap 95% CI], p = DeLong vs mtl; operating points in %.",
+             "Synthetic demo data: a functional benchmark, never a clinical claim."]
+    header = f"{'model':<11}{'data':<9}{'AUC [95% CI]':<19}{'p':>6}{'sens.5':>7}{'spec.5':>7}{'sp@95':>6}" \
+             f"{'view':>5}{'ACR':>5}{'dens':>5}"
     lines += [header, "-" * len(header)]
+    pct0 = lambda x: "-" if x is None else f"{100 * x:.0f}"  # noqa: E731
     for model in sorted(doc.get("models", {}), key=lambda m: (m != "mtl", m)):
         for ds, m in sorted(doc["models"][model].items()):
             if not isinstance(m, dict):
@@ -446,13 +448,13 @@ def format_summary(path: Path | str) -> str:
             ci = m.get("breastbin_auc_ci") or [None, None]
             auc = f"{_pct(m.get('breastbin_auc'))} [{_pct(ci[0])}-{_pct(ci[1])}]"
             p = m.get("p_value_vs_reference")
-            ptxt = "-" if p is None else ("<0.01" if p < 0.01 else f"{p:.2f}")
-            lines.append(f"{model:<14}{ds:<10}{auc:<24}{ptxt:>9}{_pct(m.get('sensitivity_at_0_5')):>9}"
-                         f"{_pct(m.get('specificity_at_0_5')):>9}{_pct(m.get('specificity_at_95_sensitivity')):>14}"
-                         f"{_pct(m.get('view_auc')):>10}{_pct(m.get('acr_wacc')):>10}{_pct(m.get('density_wacc')):>10}")
+            ptxt = "-" if p is None else ("<.01" if p < 0.01 else f"{p:.2f}")
+            lines.append(f"{model[:10]:<11}{ds[:8]:<9}{auc:<19}{ptxt:>6}{pct0(m.get('sensitivity_at_0_5')):>7}"
+                         f"{pct0(m.get('specificity_at_0_5')):>7}{pct0(m.get('specificity_at_95_sensitivity')):>6}"
+                         f"{pct0(m.get('view_auc')):>5}{pct0(m.get('acr_wacc')):>5}{pct0(m.get('density_wacc')):>5}")
     verdict = doc.get("verdict")
     if verdict:
-        lines.append(verdict)
+        lines += textwrap.wrap(verdict, width=80)
     return "\n".join(lines)
 
 
