@@ -123,6 +123,34 @@ def child_rss(n: int, h: int, batch: int) -> dict:
             "in_memory_dataset_mib": n * h * _width(h) * 4 / 2**20}
 
 
+def child_rss_pipeline(n: int, h: int, batch: int, in_memory: bool) -> dict:
+    """One pass of the training input pipeline alone (no model) at a large H, where holding
+    the images would dominate memory; ``in_memory`` is the control that must grow."""
+    import resource
+
+    import numpy as np
+    import tensorflow as tf
+
+    from model.config import AugmentConfig
+    from model.data import encode_targets, load_image, make_dataset
+    tasks = ("breastbin", "acr", "density", "view", "rec")
+    with tempfile.TemporaryDirectory() as d:
+        rows = _setup(Path(d), n, h)
+        base_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if in_memory:
+            images = np.stack([load_image(tf.constant(str(Path(d) / p)), h, _width(h)).numpy()
+                               for p in rows["cache_path"]])
+            ds = tf.data.Dataset.from_tensor_slices((images, encode_targets(rows, tasks))).batch(batch)
+        else:
+            ds = make_dataset(rows, d, height=h, width=_width(h), tasks=tasks, batch_size=batch, training=True,
+                              augment_cfg=AugmentConfig(), seed=0)
+        for _ in ds:
+            pass
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"images": n, "height": h, "in_memory": in_memory, "peak_rss_mib": peak_kib / 1024.0,
+            "rss_before_pipeline_mib": base_kib / 1024.0}
+
+
 def child_throughput(h: int, batch: int, steps: int) -> dict:
     import numpy as np
     import tensorflow as tf
@@ -163,11 +191,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results_model.json"))
     ap.add_argument("--only", choices=["pipeline", "rss", "throughput"], action="append")
+    ap.add_argument("--merge", action="store_true", help="update --out instead of replacing it")
     ap.add_argument("--child")
     ap.add_argument("--kw")
     a = ap.parse_args()
     if a.child:
-        fn = {"pipeline": child_pipeline, "rss": child_rss, "throughput": child_throughput}[a.child]
+        fn = {"pipeline": child_pipeline, "rss": child_rss, "rss_pipeline": child_rss_pipeline,
+              "throughput": child_throughput}[a.child]
         print(json.dumps(fn(**json.loads(a.kw))))
         return
     only = set(a.only or ["pipeline", "rss", "throughput"])
@@ -183,9 +213,18 @@ def main() -> None:
         large = _run_child("rss", n=4 * n, h=256, batch=16)
         res["rss"] = {"n": small, "4n": large, "ratio": large["peak_rss_mib"] / small["peak_rss_mib"]}
         print("rss", json.dumps(res["rss"]), flush=True)
+        n, h = (24, 512) if q else (64, 1024)
+        pipe = {f"{k}_{'memory' if mem else 'stream'}": _run_child("rss_pipeline", n=m, h=h, batch=8, in_memory=mem)
+                for k, m in (("n", n), ("4n", 4 * n)) for mem in (False, True)}
+        pipe["ratio_stream"] = pipe["4n_stream"]["peak_rss_mib"] / pipe["n_stream"]["peak_rss_mib"]
+        pipe["ratio_memory_control"] = pipe["4n_memory"]["peak_rss_mib"] / pipe["n_memory"]["peak_rss_mib"]
+        res["rss_pipeline"] = pipe
+        print("rss_pipeline", json.dumps(pipe), flush=True)
     if "throughput" in only:
         res["throughput"] = [_run_child("throughput", h=h, batch=8, steps=3 if q else 6) for h in (256, 512)]
         print("throughput", json.dumps(res["throughput"]), flush=True)
+    if a.merge and Path(a.out).exists():
+        res = {**json.loads(Path(a.out).read_text()), **res}
     Path(a.out).write_text(json.dumps(res, indent=2))
     print(f"wrote {a.out}")
 

@@ -98,7 +98,8 @@ def build_mtl_model(cfg: ModelConfig | None = None, **overrides) -> keras.Model:
 
     Outputs are a dict keyed by the enabled tasks (``rec`` when reconstruction is on).
     """
-    cfg = ModelConfig(**overrides) if cfg is None else cfg.model_copy(update=overrides) if overrides else cfg
+    if cfg is None or overrides:  # re-validate: overrides must obey the same rules
+        cfg = ModelConfig(**{**(cfg.model_dump() if cfg is not None else {}), **overrides})
     if cfg.architecture == "single_task":
         return build_single_task_model(cfg)
     image = keras.Input(shape=(cfg.height, cfg.width, 1), name="image")
