@@ -16,7 +16,13 @@ Three layers, each testable without TensorFlow:
 
 Deviations from the paper, on purpose: the "Wu et al." column needs the authors' pre-trained
 weights (not shipped, no network) and is left out; cells are mean ± sd over *seeds* (the paper
-averages its 10 best epochs of one run, which mostly measures epoch-to-epoch noise).
+averages its 10 best epochs of one run, which mostly measures epoch-to-epoch noise, and picks
+them on the test set); the best epoch is chosen on hmi ``val`` when the manifests have one, else on
+the training loss — never on a test set. Table 4's and Table 6's breastbin-only rows keep the
+multi-level fusion, so they vary the tasks alone (the paper's Table 4 prints its no-fusion
+Baseline there, while its text reports fusion-only separately). Noisy labels (NL) put excluded
+labels back with a *random* class; MixMatch is plain hard pseudo-labelling from a model trained on
+half the labels, as the paper describes it.
 """
 
 from __future__ import annotations
