@@ -72,14 +72,15 @@ def _bacc(y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def validation_metrics(model: keras.Model, ds: tf.data.Dataset, targets: dict[str, np.ndarray],
-                       config: TrainConfig) -> dict[str, float]:
+                       config: TrainConfig, forward=None) -> dict[str, float]:
     """Loss (the training objective, on un-augmented validation images) and the paper's
     metrics: AUC for breastbin and view, balanced accuracy for ACR and density, over the
     rows whose label is present (w > 0)."""
     probs: dict[str, list[np.ndarray]] = {t: [] for t in config.label_tasks}
     sq_err: list[np.ndarray] = []
+    forward = forward or (lambda x: model(x, training=False))
     for x, y in ds:
-        out = model(x, training=False)
+        out = forward(x)
         for t in config.label_tasks:
             probs[t].append(np.asarray(out[t], dtype=np.float64))
         if "rec" in config.tasks:
@@ -108,13 +109,21 @@ def validation_metrics(model: keras.Model, ds: tf.data.Dataset, targets: dict[st
 
 
 class _ValidationCallback(keras.callbacks.Callback):
-    def __init__(self, ds, targets, config):
+    def __init__(self, ds, targets, config, n_rows: int):
         super().__init__()
-        self.ds, self.targets, self.config = ds, targets, config
+        self.ds, self.targets, self.config, self.n_rows = ds, targets, config, n_rows
+
+    def on_train_begin(self, logs=None):
+        # a graph traced once for the whole run pays off beyond a few batches; a tiny
+        # validation set is cheaper eagerly than tracing
+        n_batches = -(-self.n_rows // self.config.batch_size)
+        m = self.model
+        self.forward = (tf.function(lambda x: m(x, training=False)) if n_batches > 16 and not self.config.run_eagerly
+                        else None)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs.update(validation_metrics(self.model, self.ds, self.targets, self.config))
+            logs.update(validation_metrics(self.model, self.ds, self.targets, self.config, self.forward))
 
 
 class _HistoryWriter(keras.callbacks.Callback):
@@ -275,7 +284,7 @@ def train(config: TrainConfig, train_rows: pd.DataFrame, val_rows: pd.DataFrame 
             val_ds = make_dataset(val_rows, image_root, height=config.height, width=config.width,
                                   tasks=config.tasks, batch_size=config.batch_size, training=False,
                                   threads=config.input_threads)
-            cbs.append(_ValidationCallback(val_ds, encode_targets(val_rows, config.tasks), config))
+            cbs.append(_ValidationCallback(val_ds, encode_targets(val_rows, config.tasks), config, len(val_rows)))
         (work_dir / "checkpoints").mkdir(exist_ok=True)
         cbs += [
             keras.callbacks.ModelCheckpoint(str(work_dir / "checkpoints" / "epoch_{epoch:03d}.keras"),
