@@ -12,6 +12,11 @@ the hourglass bottleneck. z itself is spatially pooled and cannot carry the layo
 reconstruction needs; decoding the bottleneck still forces every encoder weight to
 serve reconstruction, which is the regularisation the paper wants from it.
 
+Size: H and W must be multiples of 64 (a stride-2 stem and five stride-2 levels). At 64 px
+the deepest map is 1x1, which instance normalisation turns into a constant — fine for
+shape tests, useless for learning; train at >= 128 px (the single-task baseline, whose
+only feature is that map, refuses smaller inputs).
+
 Layer names are a contract: the latent layer is ``z``, heads are named by task
 (``breastbin``, ``acr``, ``density``, ``view``), the reconstruction output is ``rec``.
 """

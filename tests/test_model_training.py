@@ -146,7 +146,7 @@ def test_baseline_ensemble_trains_one_run_per_seed_and_mc_dropout_predicts(data,
     assert list(mc.columns) == ["image_key", "breast_key", "p_breastbin", "p_breastbin_sd"]
 
 
-def test_cli_train_runs_in_graph_mode_and_exports_a_saved_model(data, tmp_path, monkeypatch):
+def test_cli_train_runs_in_graph_mode_and_publishes_under_mammo_home(data, tmp_path, monkeypatch):
     from pipelines.cli import app
 
     root, rows = data
@@ -155,10 +155,11 @@ def test_cli_train_runs_in_graph_mode_and_exports_a_saved_model(data, tmp_path, 
     (tmp_path / "cfg.yaml").write_text("tasks: [view]\nheight: 128\nwidth: 64\nbatch_size: 4\nverbose: 0\n")
     res = CliRunner().invoke(app, ["train", "--manifest", str(tmp_path / "train.parquet"), "--config",
                                    str(tmp_path / "cfg.yaml"), "--epochs", "1", "--run-id", "cli-run",
-                                   "--image-root", str(root)])
+                                   "--image-root", str(root), "--no-export"])  # export: test_model.py
     assert res.exit_code == 0, res.output
     run = tmp_path / "home" / "models" / "cli-run"
-    assert (run / "model.keras").is_file() and (run / "saved_model" / "saved_model.pb").is_file()
+    assert (run / "model.keras").is_file() and not (run / "saved_model").exists()
+    assert pd.read_csv(run / "history.csv")["epoch"].tolist() == [1]
     assert json.loads((run / "result.json").read_text())["selection_metric"] == "loss"  # no validation rows
     bad = CliRunner().invoke(app, ["train", "--manifest", str(tmp_path / "train.parquet"), "--height", "100",
                                    "--image-root", str(root)])
