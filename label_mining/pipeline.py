@@ -102,12 +102,15 @@ def _init_worker(policy_path, context_rules_path, pathology, structured, duplica
 
 @dataclass
 class ChunkResult:
-    mentions: dict[str, list]
-    labels: dict[str, list]
+    """What a worker sends back: Arrow tables (cheap to pickle, written as they are) and counts."""
+    mentions: pa.Table | None
+    labels: pa.Table | None
     held: list[tuple[str, str, str, dict]]    # duplicated accessions: (accession, patient, date, report labels)
     problems: list[tuple[int, str]]
     reasons: Counter = field(default_factory=Counter)
     n_reports: int = 0
+    class_counts: Counter = field(default_factory=Counter)   # (task, label or "missing") -> n
+    u_positive: Counter = field(default_factory=Counter)     # task -> present labels with u > 0
 
 
 def _key_columns(accession: str, patient: str, ctx: _Context) -> tuple[str, str | None]:
@@ -198,9 +201,22 @@ def _process_chunk(args) -> ChunkResult:
             continue
         _emit_labels(label_rows, accession, patient, final_records(accession, patient, columns["study_date"][i],
                                                                    [per_report], ctx), ctx)
-    result.labels = _columns(label_rows, _LABEL_COLS)
-    result.mentions = _columns(mention_rows, _MENTION_COLS)
+    key_column = PSEUDONYMISED_KEY if ctx.key is not None else CLI_KEY
+    result.labels = _label_table(_columns(label_rows, _LABEL_COLS), key_column)
+    mcols = _columns(mention_rows, _MENTION_COLS)
+    mcols[key_column] = mcols.pop("key")
+    result.mentions = pa.Table.from_pydict(mcols, schema=report_mentions_schema(key_column))
+    _count_labels(label_rows, result.class_counts, result.u_positive)
     return result
+
+
+def _count_labels(rows: list[tuple], class_counts: Counter, u_positive: Counter) -> None:
+    task_i, label_i, u_i = _LABEL_COLS.index("task"), _LABEL_COLS.index("label"), _LABEL_COLS.index("u")
+    for row in rows:
+        label = row[label_i]
+        class_counts[(row[task_i], label if label is not None else "missing")] += 1
+        if label is not None and row[u_i] > 0:
+            u_positive[row[task_i]] += 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,9 +307,8 @@ def mine_labels(reports_csv: str | Path | None, out_dir: str | Path, *, patholog
                  pathology, structured, duplicated, key)
 
     summary = MiningSummary(policy_version=policy.policy_version, n_process=n_process)
-    class_counts: dict[str, Counter] = defaultdict(Counter)
+    chunk_counts: Counter = Counter()
     u_positive: Counter = Counter()
-    present: Counter = Counter()
     outcomes: Counter = Counter()
     problems: list[tuple[str, int, str]] = [("pathology.csv", r, why) for r, why in path_problems]
     problems += [("labels.csv", r, why) for r, why in structured.problems]
@@ -308,17 +323,12 @@ def mine_labels(reports_csv: str | Path | None, out_dir: str | Path, *, patholog
         outcomes.update(result.reasons)
         report_problems.extend(result.problems)
         held.extend(result.held)
-        _write_labels(label_writer, label_schema, key_column, result.labels)
-        mcols = dict(result.mentions)
-        mcols[key_column] = mcols.pop("key")
-        mention_writer.write_table(pa.Table.from_pydict(mcols, schema=mention_schema))
-        summary.n_mentions += len(mcols["rule_id"])
-        summary.n_breast_rows += len(result.labels["task"])
-        for task, label, u in zip(result.labels["task"], result.labels["label"], result.labels["u"]):
-            class_counts[task][label if label is not None else "missing"] += 1
-            if label is not None:
-                present[task] += 1
-                u_positive[task] += u > 0
+        label_writer.write_table(result.labels)
+        mention_writer.write_table(result.mentions)
+        summary.n_mentions += result.mentions.num_rows
+        summary.n_breast_rows += result.labels.num_rows
+        chunk_counts.update(result.class_counts)
+        u_positive.update(result.u_positive)
 
     try:
         chunks = (_chunks(reports_csv, chunk_rows, report_problems) if reports_csv is not None
@@ -347,14 +357,9 @@ def mine_labels(reports_csv: str | Path | None, out_dir: str | Path, *, patholog
                 patient, day = items[0][0], items[0][1]
                 _emit_labels(rows, accession, patient,
                              final_records(accession, patient, day, [it[2] for it in items], _CTX), _CTX)
-            cols = _columns(rows, _LABEL_COLS)
-            _write_labels(label_writer, label_schema, key_column, cols)
-            summary.n_breast_rows += len(cols["task"])
-            for task, label, u in zip(cols["task"], cols["label"], cols["u"]):
-                class_counts[task][label if label is not None else "missing"] += 1
-                if label is not None:
-                    present[task] += 1
-                    u_positive[task] += u > 0
+            label_writer.write_table(_label_table(_columns(rows, _LABEL_COLS), key_column))
+            summary.n_breast_rows += len(rows)
+            _count_labels(rows, chunk_counts, u_positive)
     finally:
         label_writer.close()
         mention_writer.close()
@@ -363,6 +368,12 @@ def mine_labels(reports_csv: str | Path | None, out_dir: str | Path, *, patholog
     pq.write_table(pa.Table.from_pydict({"file": [p[0] for p in problems], "row": [p[1] for p in problems],
                                          "reason": [p[2] for p in problems]}, schema=REPORT_PROBLEMS_SCHEMA),
                    out_dir / PROBLEMS_FILE)
+    class_counts: dict[str, dict[str, int]] = defaultdict(dict)
+    present: Counter = Counter()
+    for (task, label), n in chunk_counts.items():
+        class_counts[task][label] = n
+        if label != "missing":
+            present[task] += n
     summary.class_counts = {t: dict(sorted(c.items())) for t, c in sorted(class_counts.items())}
     summary.share_u_positive = {t: round(u_positive[t] / present[t], 4) if present[t] else 0.0
                                 for t in sorted(class_counts)}
@@ -372,9 +383,9 @@ def mine_labels(reports_csv: str | Path | None, out_dir: str | Path, *, patholog
     return summary
 
 
-def _write_labels(writer, schema, key_column, cols) -> None:
+def _label_table(cols: dict[str, list], key_column: str) -> pa.Table:
     data = {c: v for c, v in cols.items() if c != "key"}
     data[key_column] = cols["key"]
     if key_column != PSEUDONYMISED_KEY:
         data.pop("patient_pid")
-    writer.write_table(pa.Table.from_pydict(data, schema=schema))
+    return pa.Table.from_pydict(data, schema=breast_labels_schema(key_column))
