@@ -31,8 +31,8 @@ def generate_demo_cohorts(home: MammoHome, sizes: dict[str, int], *, height: int
                 continue
         start = time.perf_counter()
         summary = generate_cohort(cohort, patients, seed + offset, out, height=height)
-        console.print(f"cohort {cohort}: {patients} patients generated in {time.perf_counter() - start:.1f}s "
-                      f"({summary})")
+        console.print(f"cohort {cohort}: {patients} patients, {summary.images} images, {summary.reports} reports, "
+                      f"{sum(summary.defects.values())} planted bad files — {time.perf_counter() - start:.1f}s")
 
 
 def run_demo(home: MammoHome, sizes: dict[str, int], *, height: int, seed: int, downstream: bool,
