@@ -11,10 +11,9 @@ written; metadata carries counts only (Table-1 style), never an identifier.
 
 import dagster as dg
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import Field
 
+from curation.parquet_io import write_frame
 from curation.tasks import TASKS
 from label_mining.image_labels import build_image_labels
 from label_mining.pipeline import BREAST_LABELS_FILE, PROBLEMS_FILE, REPORT_MENTIONS_FILE, mine_labels
@@ -174,8 +173,7 @@ def image_labels(context: dg.AssetExecutionContext, config: LabelMiningConfig, m
     except ValueError as exc:
         raise dg.Failure(description=f"image labels of batch {batch!r}: {exc}") from exc
     out = home.labels_dir(batch) / IMAGE_LABELS_FILE
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pandas(frame, schema=IMAGE_LABELS_SCHEMA, preserve_index=False), out)
+    write_frame(frame, IMAGE_LABELS_SCHEMA, out)
     counts, share = _counts(frame)
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(out)),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -22,12 +21,12 @@ from typing import Callable, Iterable
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pydicom
 from pydicom.errors import InvalidDicomError
 
 from curation.dicom_tags import resolve_laterality, resolve_view
 from curation.home import cohort_of_batch
+from curation.parquet_io import write_frame
 from curation.pseudonym import pseudonymise
 
 CATALOG_SCHEMA = pa.schema([
@@ -291,12 +290,7 @@ def to_frame(rows: list[dict], schema: pa.Schema) -> pd.DataFrame:
 
 
 def write_table(df: pd.DataFrame, schema: pa.Schema, path: Path) -> None:
-    """Write with a fixed schema, no pandas index and no timestamps: identical input -> identical bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False).replace_schema_metadata(None)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    write_frame(df, schema, path)
 
 
 def summarise(catalog: pd.DataFrame) -> dict[str, dict[str, int]]:

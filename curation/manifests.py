@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.home import MammoHome
+from curation.parquet_io import write_arrow, write_frame
 from curation.split import SplitConfig, split_images
 from curation.tasks import LABEL_TASKS, TASKS
 
@@ -229,10 +230,7 @@ def to_table(rows: pd.DataFrame, extra_metadata: dict[str, str] | None = None) -
 
 
 def _write_deterministic(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # fixed options: same rows -> same bytes (statistics and the pyarrow version are the only other inputs)
-    pq.write_table(table, path, compression="zstd", compression_level=3, use_dictionary=True,
-                   write_statistics=True, row_group_size=1 << 20, data_page_version="2.0")
+    write_arrow(table, path)
 
 
 def write_manifests(rows: pd.DataFrame, root: Path, extra_metadata: dict[str, str] | None = None) -> list[Path]:
@@ -257,8 +255,7 @@ def write_manifests(rows: pd.DataFrame, root: Path, extra_metadata: dict[str, st
 
 
 def write_table(frame: pd.DataFrame, schema: pa.Schema, path: Path) -> None:
-    table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False).replace_schema_metadata(None)
-    _write_deterministic(table, path)
+    write_frame(frame, schema, path)
 
 
 def excluded_path(home: MammoHome) -> Path:

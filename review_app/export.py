@@ -8,15 +8,14 @@ committed), so the same database always gives a byte-identical file.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from curation.parquet_io import write_frame
 from review_app.storage import Decision
 
 ADJUDICATIONS_SCHEMA = pa.schema([
@@ -46,13 +45,7 @@ def decisions_frame(session: Session) -> pd.DataFrame:
 
 def write_adjudications(frame: pd.DataFrame, path: Path) -> Path:
     """Write atomically (temp file + rename) so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(frame[ADJUDICATION_COLUMNS], schema=ADJUDICATIONS_SCHEMA, preserve_index=False)
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
-    return path
+    return write_frame(frame[ADJUDICATION_COLUMNS], ADJUDICATIONS_SCHEMA, path)
 
 
 def effective_decisions(frame: pd.DataFrame) -> pd.DataFrame:

@@ -7,14 +7,13 @@ never stop it — each is reported in :class:`QueueInputs.notes`.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from curation.home import MammoHome
+from curation.parquet_io import write_arrow
 from review_app.export import decisions_frame, write_adjudications
 from review_app.queue import QueueConfig, build_queue, to_arrow
 from review_app.storage import init_db, make_engine
@@ -106,12 +105,7 @@ def build_queue_for_home(home: MammoHome, config: QueueConfig = QueueConfig(),
 
 
 def write_queue(queue: pd.DataFrame, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(to_arrow(queue), tmp, compression="zstd")
-    os.replace(tmp, path)
-    return path
+    return write_arrow(to_arrow(queue), path)
 
 
 def read_queue(path: Path) -> pd.DataFrame:

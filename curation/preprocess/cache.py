@@ -155,17 +155,7 @@ def quarantine_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def write_parquet(df: pd.DataFrame, path: Path, schema: pa.Schema) -> None:
-    """Deterministic bytes for the same rows: fixed schema, no pandas index, no timestamps."""
-    import pyarrow.parquet as pq
+    """Deterministic bytes for the same rows, written atomically (:mod:`curation.parquet_io`)."""
+    from curation.parquet_io import write_frame
 
-    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False).replace_schema_metadata(None)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_frame(df, schema, path)
