@@ -41,9 +41,10 @@ ui: install
 review: install
 	$(BIN)/mammo-mtl review serve --port $(REVIEW_PORT)
 
-## the paper's tables (2-9) at a larger budget than the demo
+## the paper's tables (2-9); EXPERIMENT_BUDGET=paper (GPU: 512x256, 100 epochs), demo, or small (CPU, ~20 min)
+EXPERIMENT_BUDGET ?= paper
 experiments: install
-	$(BIN)/mammo-mtl experiments --all
+	$(BIN)/mammo-mtl experiments --all --budget $(EXPERIMENT_BUDGET)
 
 bench: install
 	$(BIN)/python bench/run_all.py
