@@ -1,0 +1,47 @@
+"""The code location loads, and its asset graph matches the reviewed snapshot: an accidental change to
+keys, partitioning, dependencies, checks, jobs or sensors shows up here in review.
+
+Regenerate after an intended change: ``UPDATE_SNAPSHOTS=1 pytest tests/test_defs.py``.
+"""
+
+import json
+import os
+from pathlib import Path
+
+from pipelines.definitions import BATCH_JOB, DOWNSTREAM_JOB, build_definitions
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
+
+
+def _graph() -> dict:
+    defs = build_definitions("/nonexistent-home")
+    graph = {"assets": {}, "checks": [], "jobs": [], "sensors": [], "schedules": []}
+    for spec in sorted(defs.resolve_all_asset_specs(), key=lambda s: s.key.to_user_string()):
+        graph["assets"][spec.key.to_user_string()] = {
+            "partitioned_by": getattr(spec.partitions_def, "name", None),
+            "deps": sorted(d.asset_key.to_user_string() for d in spec.deps),
+            "group": spec.group_name,
+        }
+    repo = defs.get_repository_def()
+    graph["checks"] = sorted(f"{k.asset_key.to_user_string()}:{k.name}"
+                             for k in repo.asset_graph.asset_check_keys)
+    graph["jobs"] = sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__"))
+    graph["sensors"] = sorted(s.name for s in defs.sensors or [])
+    graph["schedules"] = sorted(s.name for s in defs.schedules or [])
+    return graph
+
+
+def test_definitions_load_with_both_derived_jobs():
+    graph = _graph()
+    assert {BATCH_JOB, DOWNSTREAM_JOB} <= set(graph["jobs"])
+    partitioned = {k for k, v in graph["assets"].items() if v["partitioned_by"] == "batch"}
+    assert {"dicom_catalog", "quarantine", "report_mentions", "breast_labels", "image_labels",
+            "preprocessed_images"} <= partitioned
+
+
+def test_asset_graph_matches_the_reviewed_snapshot():
+    graph = _graph()
+    if os.environ.get("UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(graph, indent=1, sort_keys=True) + "\n")
+    assert graph == json.loads(SNAPSHOT.read_text())
