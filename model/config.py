@@ -57,6 +57,9 @@ class ModelConfig(BaseModel):
     # "Narrower" decoder (paper 2.2): each level has this fraction of the encoder's filters.
     decoder_width: float = Field(0.5, gt=0.0, le=1.0)
     leaky_alpha: float = Field(0.1, ge=0.0, lt=1.0)
+    # How each level's L2-normalised feature g_i is scaled before fusion (see network.feature_fusion):
+    # "unit_rms" (default) multiplies by sqrt(d_i); "unit_norm" is the paper's plain L2 normalisation.
+    latent_scale: Literal["unit_rms", "unit_norm"] = "unit_rms"
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -145,6 +148,7 @@ class TrainConfig(BaseModel):
     run_eagerly: bool = False
     deterministic_ops: bool = False  # tf.config.experimental.enable_op_determinism (slower)
     verbose: int = Field(1, ge=0, le=2)
+    latent_scale: Literal["unit_rms", "unit_norm"] = "unit_rms"  # see ModelConfig / network.feature_fusion
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -193,7 +197,8 @@ class TrainConfig(BaseModel):
     # ------------------------------------------------------------------------------
     def model_cfg(self) -> ModelConfig:
         return ModelConfig(tasks=self.tasks, height=self.height, width=self.width, dropout=self.dropout,
-                           architecture=self.architecture, decoder_width=self.decoder_width)
+                           architecture=self.architecture, decoder_width=self.decoder_width,
+                           latent_scale=self.latent_scale)
 
     @property
     def label_tasks(self) -> tuple[str, ...]:

@@ -238,7 +238,7 @@ class Budget(BaseModel):
 
 BUDGETS: dict[str, Budget] = {
     # the assets' defaults (make demo): Table 2/3 built from the demo's own models, nothing retrained
-    "demo": Budget(name="demo", height=256, width=128, epochs=5, finetune_epochs=2, batch_size=16,
+    "demo": Budget(name="demo", height=256, width=128, epochs=8, finetune_epochs=2, batch_size=16,
                    seeds=1, ensemble_size=2, mc_passes=10, n_bootstrap=1000),
     "small": Budget(name="small", height=128, width=64, epochs=4, finetune_epochs=2, batch_size=16,
                     seeds=1, ensemble_size=2, mc_passes=10, n_bootstrap=500),

@@ -232,8 +232,12 @@ def test_predict_returns_contract_columns_in_row_order_with_latent(cache, small_
     acr = df[[f"p_acr_{i}" for i in range(1, 7)]].to_numpy()
     np.testing.assert_allclose(acr.sum(axis=1), 1.0, rtol=1e-5)
     z = df[[f"z_{i}" for i in range(496)]].to_numpy()
-    # five L2-normalised blocks: |z|^2 = number of levels whose pooled features are non-zero
-    assert np.all(np.sum(z ** 2, axis=1) <= 5.0 + 1e-4)
+    # five L2-normalised blocks, each rescaled to unit RMS (x sqrt(d_i)): |z_i|^2 = d_i for every
+    # level whose pooled features are non-zero, so |z|^2 <= 16 + 32 + 64 + 128 + 256 = 496
+    blocks = np.split(z, np.cumsum([16, 32, 64, 128])[:], axis=1)
+    for block, d in zip(blocks, (16, 32, 64, 128, 256)):
+        norms = np.sum(block ** 2, axis=1)
+        assert np.all((np.abs(norms - d) < 1e-2 * d) | (norms < 1e-6))
 
 
 def test_mc_dropout_averages_distinct_passes_reproducibly(cache, small_model, tmp_path):
@@ -293,3 +297,13 @@ def test_mixed_precision_keeps_heads_and_reconstruction_in_float32():
     out = m(np.random.default_rng(0).random((1, 64, 64, 1), dtype=np.float32), training=False)
     assert {str(v.dtype) for v in out.values()} == {"<dtype: 'float32'>"}
     np.testing.assert_allclose(np.asarray(out["density"]).sum(), 1.0, rtol=1e-3)
+
+
+def test_unit_norm_latent_reproduces_the_papers_plain_l2_normalisation():
+    from model.config import ModelConfig
+    from model.network import build_mtl_model
+
+    model = build_mtl_model(ModelConfig(height=128, width=64, latent_scale="unit_norm"))
+    assert not any(layer.name.endswith("_rms") for layer in model.layers)
+    model = build_mtl_model(ModelConfig(height=128, width=64))
+    assert sum(layer.name.endswith("_rms") for layer in model.layers) == 5
