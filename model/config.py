@@ -43,20 +43,16 @@ def _check_size(v: int, name: str) -> int:
     return v
 
 
-class ModelConfig(BaseModel):
-    """What the network looks like (everything needed to rebuild it)."""
+class _NetworkShape(BaseModel):
+    """Fields and checks shared by the network's description and a training run."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tasks: tuple[str, ...] = ALL_MODEL_TASKS
     height: int = Field(256, gt=0)
     width: int = Field(192, gt=0)
-    dropout: float = Field(0.5, ge=0.0, lt=1.0)
     architecture: Literal["mtl", "single_task"] = "mtl"
-    encoder_filters: tuple[int, ...] = ENCODER_FILTERS
-    # "Narrower" decoder (paper 2.2): each level has this fraction of the encoder's filters.
-    decoder_width: float = Field(0.5, gt=0.0, le=1.0)
-    leaky_alpha: float = Field(0.1, ge=0.0, lt=1.0)
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
     # How each level's L2-normalised feature g_i is scaled before fusion (see network.feature_fusion):
     # "unit_rms" (default) multiplies by sqrt(d_i); "unit_norm" is the paper's plain L2 normalisation.
     latent_scale: Literal["unit_rms", "unit_norm"] = "unit_rms"
@@ -70,6 +66,15 @@ class ModelConfig(BaseModel):
     @classmethod
     def _multiple_of_64(cls, v, info):
         return _check_size(v, info.field_name)
+
+
+class ModelConfig(_NetworkShape):
+    """What the network looks like (everything needed to rebuild it)."""
+
+    encoder_filters: tuple[int, ...] = ENCODER_FILTERS
+    # "Narrower" decoder (paper 2.2): each level has this fraction of the encoder's filters.
+    decoder_width: float = Field(0.5, gt=0.0, le=1.0)
+    leaky_alpha: float = Field(0.1, ge=0.0, lt=1.0)
 
     @field_validator("encoder_filters")
     @classmethod
@@ -113,16 +118,9 @@ class AugmentConfig(BaseModel):
     max_zoom: float = Field(0.1, ge=0.0, lt=0.5, description="zoom factor in [1-z, 1+z]")
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(_NetworkShape):
     """Everything a training run depends on. ``config_hash`` identifies a run."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    tasks: tuple[str, ...] = ALL_MODEL_TASKS
-    height: int = Field(256, gt=0)
-    width: int = Field(192, gt=0)
-    architecture: Literal["mtl", "single_task"] = "mtl"
-    dropout: float = Field(0.5, ge=0.0, lt=1.0)
     decoder_width: float = Field(0.5, gt=0.0, le=1.0)
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(8, gt=0)
@@ -148,17 +146,6 @@ class TrainConfig(BaseModel):
     run_eagerly: bool = False
     deterministic_ops: bool = False  # tf.config.experimental.enable_op_determinism (slower)
     verbose: int = Field(1, ge=0, le=2)
-    latent_scale: Literal["unit_rms", "unit_norm"] = "unit_rms"  # see ModelConfig / network.feature_fusion
-
-    @field_validator("tasks", mode="before")
-    @classmethod
-    def _tasks(cls, v):
-        return _check_tasks(v)
-
-    @field_validator("height", "width")
-    @classmethod
-    def _multiple_of_64(cls, v, info):
-        return _check_size(v, info.field_name)
 
     @field_validator("class_weights")
     @classmethod
