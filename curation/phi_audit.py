@@ -101,7 +101,9 @@ def audit(home_root: Path, values: dict[str, str] | None = None) -> tuple[list[H
     if not values:
         return [], 0, 0
     ordered = sorted(values, key=len, reverse=True)
-    pattern = re.compile(b"|".join(re.escape(v.encode("utf-8")) for v in ordered))
+    # whole tokens only: a birth date 19510317 must not "match" inside the probability 0.195103174
+    alternatives = b"|".join(re.escape(v.encode("utf-8")) for v in ordered)
+    pattern = re.compile(rb"(?<![0-9A-Za-z.])(?:" + alternatives + rb")(?![0-9A-Za-z])")
     hits: list[Hit] = []
     scanned = 0
     for path in sorted(home_root.rglob("*")):

@@ -36,3 +36,11 @@ def test_clean_outputs_give_no_hit(tmp_path):
     home = _home(tmp_path)
     pd.DataFrame({"patient_pid": ["P-0123456789abcdef"]}).to_parquet(home / "catalog/hmi/catalog.parquet")
     assert audit(home)[0] == []
+
+
+def test_digits_inside_a_longer_number_are_not_a_birth_date(tmp_path):
+    home = _home(tmp_path)
+    pd.DataFrame({"p": [0.195103170042], "n": ["id 119510317"]}).to_parquet(home / "catalog/hmi/p.parquet")
+    assert audit(home)[0] == []
+    pd.DataFrame({"dob": ["born 19510317"]}).to_parquet(home / "catalog/hmi/leak.parquet")
+    assert [h.kind for h in audit(home)[0]] == ["PatientBirthDate"]
