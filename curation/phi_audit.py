@@ -4,7 +4,7 @@ The values to look for are harvested from the inputs themselves (every DICOM hea
 ``cohorts/*/dicom`` and the ``patient_id``/``accession_number`` columns of the CSVs), then every
 file under ``$MAMMO_HOME`` outside ``cohorts/`` is searched: Parquet is decompressed and read
 as text (a zstd page would hide a plain byte search), everything else — SQLite event logs,
-JSON, Markdown, PNG text chunks, Keras archives — is searched as bytes. Hits are reported by
+JSON, Markdown, Keras archives — is searched as bytes, and PNGs by their text chunks. Hits are reported by
 kind and file with the value masked, so the audit report is not itself a leak.
 """
 
@@ -78,7 +78,33 @@ def _parquet_text(path: Path) -> bytes:
     return b"\n".join(parts)
 
 
+def _png_text(data: bytes) -> bytes:
+    """The text chunks (tEXt, zTXt, iTXt) of a PNG: the only place a byte string can hide in one
+    (pixels are compressed image data — searching them costs minutes and proves nothing)."""
+    import struct
+    import zlib
+
+    out, pos = [], 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind in (b"tEXt", b"iTXt"):
+            out.append(body)
+        elif kind == b"zTXt":
+            try:
+                out.append(zlib.decompress(body.split(b"\0", 1)[1][1:]))
+            except (zlib.error, IndexError):
+                out.append(body)
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    return b"\n".join(out)
+
+
 def _file_bytes(path: Path) -> bytes:
+    if path.suffix == ".png":
+        data = path.read_bytes()
+        return _png_text(data) if data[:8] == b"\x89PNG\r\n\x1a\n" else data
     if path.suffix == ".parquet":
         try:
             return _parquet_text(path)
@@ -87,10 +113,30 @@ def _file_bytes(path: Path) -> bytes:
     if path.suffix in (".keras", ".zip"):
         try:
             with zipfile.ZipFile(path) as zf:
-                return b"\n".join(zf.read(n) for n in zf.namelist())
+                return b"\n".join(zf.read(n) for n in zf.namelist() if not _is_weights(n))
         except zipfile.BadZipFile:
             return path.read_bytes()
+    if _is_weights(path.name):
+        return b""
     return path.read_bytes()
+
+
+def _is_weights(name: str) -> bool:
+    """Tensor payloads (Keras .h5 weights, SavedModel variable shards): float arrays, searched for
+    nothing — the strings of a model (config, layer names, signatures) live beside them."""
+    return name.endswith((".h5", ".weights.h5")) or ".data-" in name
+
+
+_TOKEN_CHARS = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def _whole_token(data: bytes, match: re.Match) -> bool:
+    """A birth date 19510317 must not "match" inside the probability 0.195103174 (checked per hit:
+    boundary look-arounds in the pattern would cost the regex engine its literal search)."""
+    start, end = match.span()
+    before = data[start - 1] if start > 0 else None
+    after = data[end] if end < len(data) else None
+    return before not in _TOKEN_CHARS and before != ord(".") and after not in _TOKEN_CHARS
 
 
 def audit(home_root: Path, values: dict[str, str] | None = None) -> tuple[list[Hit], int, int]:
@@ -101,9 +147,7 @@ def audit(home_root: Path, values: dict[str, str] | None = None) -> tuple[list[H
     if not values:
         return [], 0, 0
     ordered = sorted(values, key=len, reverse=True)
-    # whole tokens only: a birth date 19510317 must not "match" inside the probability 0.195103174
-    alternatives = b"|".join(re.escape(v.encode("utf-8")) for v in ordered)
-    pattern = re.compile(rb"(?<![0-9A-Za-z.])(?:" + alternatives + rb")(?![0-9A-Za-z])")
+    pattern = re.compile(b"|".join(re.escape(v.encode("utf-8")) for v in ordered))
     hits: list[Hit] = []
     scanned = 0
     for path in sorted(home_root.rglob("*")):
@@ -111,7 +155,7 @@ def audit(home_root: Path, values: dict[str, str] | None = None) -> tuple[list[H
             continue
         scanned += 1
         data = _file_bytes(path)
-        found = {m.group(0).decode("utf-8", "replace") for m in pattern.finditer(data)}
+        found = {m.group(0).decode("utf-8", "replace") for m in pattern.finditer(data) if _whole_token(data, m)}
         for value in sorted(found):
             hits.append(Hit(str(path.relative_to(home_root)), values[value], value[:2] + "***"))
     return hits, scanned, len(values)

@@ -44,3 +44,17 @@ def test_digits_inside_a_longer_number_are_not_a_birth_date(tmp_path):
     assert audit(home)[0] == []
     pd.DataFrame({"dob": ["born 19510317"]}).to_parquet(home / "catalog/hmi/leak.parquet")
     assert [h.kind for h in audit(home)[0]] == ["PatientBirthDate"]
+
+
+def test_png_text_chunks_are_searched(tmp_path):
+    import struct
+    import zlib
+
+    home = _home(tmp_path)
+
+    def chunk(kind, body):
+        return struct.pack(">I4s", len(body), kind) + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"tEXt", b"Comment\x00" + PHI["PatientID"].encode()) + chunk(b"IEND", b"")
+    (home / "catalog/hmi/img.png").write_bytes(png)
+    assert [h.kind for h in audit(home)[0]] == ["PatientID"]
