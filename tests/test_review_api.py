@@ -6,12 +6,11 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
 from curation.pseudonym import DEMO_KEY
-from review_app import APP_VERSION, accounts
+from review_app import APP_VERSION
 from review_app.export import ADJUDICATION_COLUMNS
 from review_app.sample import REPORTS, build_sample_app, form_fields, login
 from review_app.storage import (AppendOnlyError, Decision, QueueItem, SchemaMismatch, init_db,
@@ -23,10 +22,8 @@ USERS = {"alice": "alice-password", "bob": "bob-password"}
 
 
 @pytest.fixture(autouse=True)
-def cheap_argon2(monkeypatch):
-    # production cost (64 MiB, 3 passes) makes every fixture's accounts cost ~1 s on a busy CI box;
-    # the algorithm and code path stay the same
-    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+def _cheap_argon2(cheap_argon2):
+    """Every test here creates accounts: use the shared test-cost hasher (tests/conftest.py)."""
 
 
 @pytest.fixture()

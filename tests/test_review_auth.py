@@ -4,13 +4,11 @@ import base64
 import json
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner
 from sqlalchemy import select
 
 from curation.pseudonym import DEMO_KEY
-from review_app import accounts
 from review_app.accounts import AccountError, LoginThrottle, authenticate, create_user
 from review_app.sample import CSRF_RE, build_sample_app, form_fields, login
 from review_app.storage import Decision, QueueItem, User
@@ -21,10 +19,8 @@ USERS = {"alice": "alice-password", "bob": "bob-password"}
 
 
 @pytest.fixture(autouse=True)
-def cheap_argon2(monkeypatch):
-    # production cost (64 MiB, 3 passes) makes every fixture's accounts cost ~1 s on a busy CI box;
-    # the algorithm and code path stay the same
-    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+def _cheap_argon2(cheap_argon2):
+    """Every test here creates accounts: use the shared test-cost hasher (tests/conftest.py)."""
 
 
 @pytest.fixture()
