@@ -7,6 +7,8 @@ Manifests and label tables store the human-readable value (``acr=4``, ``density=
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 TASKS: dict[str, tuple] = {
     "breastbin": (0, 1),                # 0 benign/normal, 1 malignant
     "acr": (1, 2, 3, 4, 5, 6),          # BI-RADS / ACR assessment category
@@ -15,6 +17,23 @@ TASKS: dict[str, tuple] = {
 }
 LABEL_TASKS = tuple(TASKS)              # order used by manifests and model heads
 ALL_MODEL_TASKS = LABEL_TASKS + ("rec",)  # "rec" = image reconstruction (decoder)
+BREAST_TASKS = ("breastbin", "acr", "density")  # labelled once per breast (from the report / pathology)
+IMAGE_TASKS = ("view",)                          # labelled once per image (from DICOM tags)
+
+
+class ConflictKind(StrEnum):
+    """Why a label row is flagged ``conflict`` — written by the label miner in ``conflict_kind``,
+    read by the review queue (its reason tiers) and the docs. One vocabulary, no substring matching."""
+
+    REPORT_VS_PATHOLOGY = "report_vs_pathology"    # biopsy/surgery/follow-up disagrees with the report
+    TWO_READERS = "two_readers"                    # two readers of one study wrote different categories
+    REPORT_VS_DICOM_TAG = "report_vs_dicom_tag"    # the report and a DICOM header disagree
+    DICOM_TAG_CONFLICT = "dicom_tag_conflict"      # DICOM tags disagree among themselves
+    TABLE_VS_REPORT = "table_vs_report"            # structured labels.csv disagrees with the report
+    ADDENDUM_REVISION = "addendum_revision"        # an addendum changed the category
+    CONFLICTING_STATEMENTS = "conflicting_statements"  # one report states two different values
+    UNATTACHED_PATHOLOGY = "unattached_pathology"  # pathology for the patient could not be attached to an exam
+    OTHER = "other"
 
 
 def n_classes(task: str) -> int:
