@@ -30,6 +30,7 @@ class ConflictKind(StrEnum):
     REPORT_VS_DICOM_TAG = "report_vs_dicom_tag"    # the report and a DICOM header disagree
     DICOM_TAG_CONFLICT = "dicom_tag_conflict"      # DICOM tags disagree among themselves
     TABLE_VS_REPORT = "table_vs_report"            # structured labels.csv disagrees with the report
+    TABLE_VS_PATHOLOGY = "table_vs_pathology"      # labels.csv malignancy disagrees with biopsy/surgery (tissue wins)
     ADDENDUM_REVISION = "addendum_revision"        # an addendum changed the category
     CONFLICTING_STATEMENTS = "conflicting_statements"  # one report states two different values
     UNATTACHED_PATHOLOGY = "unattached_pathology"  # pathology for the patient could not be attached to an exam

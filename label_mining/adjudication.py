@@ -60,5 +60,7 @@ def apply_adjudications(labels: pd.DataFrame, adjudications: pd.DataFrame | None
         out.loc[row, ["label", "u", "weight", "source", "rule_id", "missing_reason"]] = [
             label, u, 0.0 if label is None else 1.0, "review", f"review.{d.decision}", reason]
         out.loc[row, "conflict"] = False
+        if "conflict_kind" in out.columns:
+            out.loc[row, "conflict_kind"] = None
         out.loc[row, "evidence"] = f"review decision {d.decision_id}"
     return out, counts

@@ -17,6 +17,7 @@ The uncertainty terms that apply are combined by :func:`uncertainty_policy.combi
 
 from __future__ import annotations
 
+from curation.tasks import ConflictKind
 from label_mining.entity_rules import ASSESSMENT, DENSITY
 from label_mining.label_record import LabelRecord, clip_evidence, missing
 from label_mining.prescan import ASSESSMENT_SECTIONS
@@ -93,7 +94,8 @@ def assessment_label(parsed: ParsedReport, side: str, policy: UncertaintyPolicy,
         if before != best_value:
             terms.append(policy.terms.addendum_revision)
     return LabelRecord("acr", str(best_value), combine(*terms), "report", best.rule_id,
-                       clip_evidence(best.sentence), conflict, best_detail)
+                       clip_evidence(best.sentence), conflict, best_detail,
+                       conflict_kind=ConflictKind.CONFLICTING_STATEMENTS if conflict else None)
 
 
 def density_label(parsed: ParsedReport, side: str, policy: UncertaintyPolicy, reader_u: float,
@@ -129,7 +131,8 @@ def density_label(parsed: ParsedReport, side: str, policy: UncertaintyPolicy, re
         terms.append(policy.terms.addendum_revision)
     detail = "-".join(chosen.values) if chosen.is_range else None
     return LabelRecord("density", value, combine(*terms), "report", chosen.rule_id,
-                       clip_evidence(chosen.sentence), conflict, detail)
+                       clip_evidence(chosen.sentence), conflict, detail,
+                       conflict_kind=ConflictKind.CONFLICTING_STATEMENTS if conflict else None)
 
 
 def report_labels(parsed: ParsedReport, policy: UncertaintyPolicy, reader_level: str | None) -> dict[tuple[str, str], LabelRecord]:
@@ -164,5 +167,6 @@ def merge_readers(per_report: list[dict[tuple[str, str], LabelRecord]], policy: 
             merged[key] = best
         else:
             merged[key] = best.with_(u=combine(best.u, policy.terms.multiple_readers_disagree), conflict=True,
+                                     conflict_kind=ConflictKind.TWO_READERS,
                                      rule_id=best.rule_id + "+readers_disagree")
     return merged

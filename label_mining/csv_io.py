@@ -1,61 +1,185 @@
-"""Arrow-native CSV reading: every column as text, quoted newlines allowed, streamed in blocks.
+"""Reading the sites' CSV exports: every column as text, any field size, bad quoting reported.
 
-Reading every column as a string keeps identifiers intact ("0012345" is not the number 12345) and
-leaves value parsing to the code that knows what a cell means. Malformed rows (wrong number of
-fields) are skipped and counted by row number, never silently.
+Every value is a string ("0012345" is not the number 12345); value parsing is left to the code
+that knows what a cell means. Python's ``csv`` module does the splitting (C speed, quoted
+newlines allowed, no block size — a 50 MB report cell reads; the parser cuts it at ``max_chars``).
+
+Recovery is conservative. A record is used only when nothing about its quoting is suspicious;
+otherwise it is skipped and reported with its first line number and the reason:
+
+* wrong number of fields;
+* a quote inside an unquoted field, text after a closing quote, or a quoted field still open at
+  the end of the file — the marks an unbalanced quote leaves on the record that holds it and on
+  the records it shifts;
+* a line break inside a field other than the free-text column;
+* a quoted multi-line free-text field with a line inside that reads as a record of its own —
+  rows an unbalanced quote has swallowed; each such line is reported too.
+
+Parsing resumes at the next physical line, so one stray quote costs the records it touches, all
+reported, and never turns a fragment of one report into the accession number of another.
+Row numbers in problems are 1-based physical line numbers (line 1 is the header).
 """
 
 from __future__ import annotations
 
 import csv
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+_ID_MAX_CHARS = 128
+
+
+def _open(path: Path):
+    return path.open("r", encoding="utf-8-sig", errors="replace", newline="")
 
 
 def read_header(path: str | Path) -> list[str]:
+    """The header row; a duplicated column name (case and blanks ignored) is a clear error."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"CSV file not found: {path}")
-    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+    with _open(path) as fh:
         try:
-            return next(csv.reader(fh))
+            header = next(csv.reader(fh))
         except StopIteration:
             raise ValueError(f"{path} is empty: expected a header row") from None
+    seen: dict[str, str] = {}
+    for name in header:
+        norm = name.strip().lower()
+        if norm in seen:
+            raise ValueError(f"{path}: column {name.strip()!r} appears more than once in the header "
+                             f"(columns: {header}); rename or remove the duplicate")
+        seen[norm] = name
+    return header
 
 
 @dataclass
 class BadRows:
-    rows: list[tuple[int | None, str]] = field(default_factory=list)  # (row number if known, reason)
+    rows: list[tuple[int | None, str]] = field(default_factory=list)  # (line number if known, reason)
 
-    def handler(self, row) -> str:
-        self.rows.append((getattr(row, "number", None), f"expected {row.expected_columns} fields, got {row.actual_columns}"))
-        return "skip"
+    def add(self, line: int | None, reason: str) -> None:
+        self.rows.append((line, reason))
 
 
-def open_csv_stream(path: str | Path, block_size: int = 1 << 22, bad_rows: BadRows | None = None):
-    """A pyarrow streaming reader yielding RecordBatches of string columns."""
+def quoting_problem(raw: str, quote: str = '"', delimiter: str = ",") -> str | None:
+    """What is wrong with the quoting of one record's raw text, or None (only called when it has a quote)."""
+    in_quotes, at_field_start, after_close = False, True, False
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if in_quotes:
+            if c == quote:
+                if i + 1 < n and raw[i + 1] == quote:
+                    i += 2
+                    continue
+                in_quotes, after_close = False, True
+        elif c == delimiter or c in "\r\n":
+            at_field_start, after_close = True, False
+            i += 1
+            continue
+        elif after_close:
+            return "text_after_closing_quote"
+        elif c == quote:
+            if not at_field_start:
+                return "quote_inside_unquoted_field"
+            in_quotes = True
+        at_field_start = False
+        i += 1
+    return "quoted_field_open_at_end_of_file" if in_quotes else None
+
+
+def _looks_like_record(line: str, n_fields: int, id_index: int) -> bool:
+    try:
+        fields = next(csv.reader([line]))
+    except (csv.Error, StopIteration):
+        return False
+    if len(fields) != n_fields or id_index >= n_fields:
+        return False
+    ident = fields[id_index].strip()
+    return bool(ident) and len(ident) <= _ID_MAX_CHARS and not any(ch.isspace() for ch in ident)
+
+
+class _Lines:
+    """Physical lines of a file, remembering where the current record started."""
+
+    def __init__(self, fh):
+        self._it = iter(fh)
+        self.number = 0       # lines read so far
+        self.buffer: list[str] = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._it)
+        self.number += 1
+        self.buffer.append(line)
+        return line
+
+
+def iter_records(path: str | Path, bad_rows: BadRows, text_column: str | None = None,
+                 id_column: str | None = None) -> Iterator[tuple[int, list[str]]]:
+    """(first line number, fields) of every record whose shape and quoting are sound; the rest go to
+    ``bad_rows``. ``text_column`` may hold line breaks; ``id_column`` is what a swallowed row starts with."""
+    path = Path(path)
+    header = read_header(path)
+    names = [c.strip().lower() for c in header]
+    n = len(names)
+    text_i = names.index(text_column) if text_column in names else -1
+    id_i = names.index(id_column) if id_column in names else 0
+    with _open(path) as fh:
+        lines = _Lines(fh)
+        reader = csv.reader(lines)
+        next(reader)                            # header (validated above)
+        while True:
+            lines.buffer = []
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:            # e.g. a NUL byte
+                bad_rows.add(lines.number, f"unreadable_csv_row: {exc}")
+                continue
+            first = lines.number - len(lines.buffer) + 1
+            raw = "".join(lines.buffer)
+            if not fields or (len(fields) == 1 and not fields[0].strip() and n > 1):
+                continue                        # blank line
+            why = quoting_problem(raw) if '"' in raw else None
+            if why is None and len(fields) != n:
+                why = f"expected {n} fields, got {len(fields)}"
+            if why is None and len(lines.buffer) > 1:
+                if any(("\n" in f or "\r" in f) for j, f in enumerate(fields) if j != text_i):
+                    why = "line_break_outside_the_text_column"
+            swallowed = []
+            if len(lines.buffer) > 1:
+                swallowed = [first + k for k, line in enumerate(lines.buffer[1:], start=1)
+                             if _looks_like_record(line, n, id_i)]
+                if swallowed and why is None:
+                    why = "quoted_text_holds_lines_that_read_as_records"
+            if why is None:
+                yield first, fields
+                continue
+            span = f"line {first}" if len(lines.buffer) == 1 else f"lines {first}-{lines.number}"
+            bad_rows.add(first, f"malformed_csv_row: {why} ({span}); record skipped")
+            for line_no in swallowed:
+                bad_rows.add(line_no, f"malformed_csv_row: row inside a record with {why} (line {line_no}); "
+                                      "skipped, check the quotes above it")
+
+
+def read_csv_strings(path: str | Path, columns: list[str] | None = None, bad_rows: BadRows | None = None,
+                     text_column: str | None = None) -> pa.Table:
+    """The whole file as a table of string columns (header names as written); bad rows reported."""
     header = read_header(path)
     bad_rows = bad_rows if bad_rows is not None else BadRows()
-    return pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=block_size, use_threads=False, encoding="utf8"),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=bad_rows.handler),
-        convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in header},
-                                             strings_can_be_null=False, quoted_strings_can_be_null=False),
-    )
-
-
-def read_csv_strings(path: str | Path, columns: list[str] | None = None, bad_rows: BadRows | None = None) -> pa.Table:
-    header = read_header(path)
-    bad_rows = bad_rows if bad_rows is not None else BadRows()
-    return pacsv.read_csv(
-        path,
-        read_options=pacsv.ReadOptions(use_threads=False),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=bad_rows.handler),
-        convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in header},
-                                             include_columns=columns, strings_can_be_null=False,
-                                             quoted_strings_can_be_null=False),
-    )
+    lowered = [c.strip().lower() for c in header]
+    keep = list(range(len(header))) if columns is None else [header.index(c) for c in columns]
+    data: list[list[str]] = [[] for _ in keep]
+    for _, fields in iter_records(path, bad_rows, text_column=text_column, id_column=lowered[0] if lowered else None):
+        for slot, j in enumerate(keep):
+            data[slot].append(fields[j])
+    return pa.table({header[j]: pa.array(data[slot], pa.string()) for slot, j in enumerate(keep)})

@@ -16,6 +16,7 @@ from __future__ import annotations
 import pandas as pd
 
 from curation.pseudonym import pseudonymise
+from curation.tasks import ConflictKind
 from label_mining.adjudication import apply_adjudications
 from label_mining.label_record import LabelRecord
 from label_mining.schemas import IMAGE_LABELS_SCHEMA
@@ -23,8 +24,8 @@ from label_mining.uncertainty_policy import UncertaintyPolicy, combine
 from label_mining.view_labels import view_label
 
 BREAST_TASKS = ("breastbin", "acr", "density")
-_CARRIED = ["label", "u", "weight", "source", "rule_id", "evidence", "conflict", "policy_version", "label_detail",
-            "missing_reason"]
+_CARRIED = ["label", "u", "weight", "source", "rule_id", "evidence", "conflict", "conflict_kind", "policy_version",
+            "label_detail", "missing_reason"]
 CATALOG_COLUMNS = ("image_key", "breast_key", "accession_key", "patient_pid", "laterality", "view", "view_source",
                    "view_conflict")
 
@@ -32,6 +33,7 @@ CATALOG_COLUMNS = ("image_key", "breast_key", "accession_key", "patient_pid", "l
 def _row(record: LabelRecord, version: str) -> dict:
     return {"label": record.label, "u": record.u, "weight": record.weight, "source": record.source,
             "rule_id": record.rule_id, "evidence": record.evidence, "conflict": record.conflict,
+            "conflict_kind": record.conflict_kind,
             "policy_version": version, "label_detail": record.detail, "missing_reason": record.missing_reason}
 
 
@@ -55,17 +57,22 @@ def build_image_labels(catalog: pd.DataFrame, breast_labels: pd.DataFrame, polic
 
     tasks = pd.DataFrame({"task": list(BREAST_TASKS)})
     grid = images.merge(tasks, how="cross")
+    if "conflict_kind" not in breast.columns:     # a table written before the column existed
+        breast = breast.assign(conflict_kind=None)
     keep = breast[["breast_key", "task"] + _CARRIED].drop_duplicates(["breast_key", "task"])
     merged = grid.merge(keep, on=["breast_key", "task"], how="left")
     no_breast = merged["source"].isna()
     stats["images_without_breast_labels"] = int(no_breast[merged["task"] == "acr"].sum())
-    merged.loc[no_breast, ["label", "u", "weight", "source", "rule_id", "evidence", "conflict", "policy_version",
-                           "label_detail", "missing_reason"]] = [
-        None, 1.0, 0.0, "none", "missing", "", False, version, None, "no_report_for_breast"]
+    merged.loc[no_breast, ["label", "u", "weight", "source", "rule_id", "evidence", "conflict", "conflict_kind",
+                           "policy_version", "label_detail", "missing_reason"]] = [
+        None, 1.0, 0.0, "none", "missing", "", False, None, version, None, "no_report_for_breast"]
     shaky = merged["laterality_conflict"].astype(bool) & merged["label"].notna()
     if shaky.any():
         merged.loc[shaky, "u"] = [combine(u, policy.terms.laterality_conflict) for u in merged.loc[shaky, "u"]]
         merged.loc[shaky, "weight"] = (1.0 - merged.loc[shaky, "u"]).round(6)
+        # the image's own laterality tags disagree: an existing conflict keeps its kind, a new one is a tag conflict
+        merged.loc[shaky & ~merged["conflict"].fillna(False).astype(bool), "conflict_kind"] = \
+            ConflictKind.DICOM_TAG_CONFLICT.value
         merged.loc[shaky, "conflict"] = True
     stats["labels_with_laterality_conflict"] = int(shaky.sum())
 
@@ -98,6 +105,7 @@ def build_image_labels(catalog: pd.DataFrame, breast_labels: pd.DataFrame, polic
     order = {t: i for i, t in enumerate(BREAST_TASKS + ("view",))}
     frame = frame.assign(_t=frame["task"].map(order)).sort_values(["image_key", "_t"], kind="mergesort")
     frame["conflict"] = frame["conflict"].fillna(False).astype(bool)
+    frame["conflict_kind"] = frame["conflict_kind"].where(frame["conflict"], None)
     frame["u"] = frame["u"].astype(float)
     frame["weight"] = frame["weight"].astype(float)
     return frame[[f.name for f in IMAGE_LABELS_SCHEMA]].reset_index(drop=True), stats

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from curation.tasks import TASKS
+from curation.tasks import TASKS, ConflictKind
 
 MAX_EVIDENCE_CHARS = 300
 _ALLOWED = {task: frozenset(str(v) for v in values) for task, values in TASKS.items()}
@@ -25,6 +25,7 @@ class LabelRecord:
     conflict: bool = False
     detail: str | None = None   # e.g. the BI-RADS sub-category "4B" behind label "4"
     missing_reason: str | None = None
+    conflict_kind: str | None = None   # a curation.tasks.ConflictKind value; None exactly when conflict is False
 
     def __post_init__(self):
         allowed = _ALLOWED.get(self.task)
@@ -35,6 +36,11 @@ class LabelRecord:
                 raise ValueError(f"{self.label!r} is not a valid {self.task} label; expected one of {sorted(allowed)}")
             if not 0.0 <= self.u <= 1.0:
                 raise ValueError(f"u must be in [0, 1], got {self.u}")
+        if self.conflict and self.conflict_kind is None:
+            object.__setattr__(self, "conflict_kind", ConflictKind.OTHER.value)
+        elif self.conflict_kind is not None:
+            kind = ConflictKind(self.conflict_kind).value     # raises on a value outside the vocabulary
+            object.__setattr__(self, "conflict_kind", kind if self.conflict else None)
 
     @property
     def weight(self) -> float:

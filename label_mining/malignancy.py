@@ -10,6 +10,14 @@ as malignant; a negative biopsy or a negative follow-up makes a case benign"):
 3. a benign follow-up at least ``follow_up_months`` after the examination: benign;
 4. derived from the assessment as in the paper: 1–2 benign, 4–5 malignant, 3 (and 0) missing,
    with u = noisy-OR(``derived_u``, u of the assessment).
+
+:data:`ACR_TO_MALIGNANCY` is the project's one ACR (BI-RADS) -> malignancy mapping; training-time
+experiments import it (:func:`malignancy_from_acr`) instead of writing their own.
+
+Pathology that cannot be attached to the examination — its study date is empty or unreadable —
+never silently loses to the assessment: a derived label that contradicts it is withheld
+(missing, ``conflict_kind`` ``unattached_pathology``, so a reviewer can decide) instead of
+training the model on "benign" for a biopsy-proven cancer.
 """
 
 from __future__ import annotations
@@ -18,12 +26,30 @@ import calendar
 import datetime as dt
 from dataclasses import dataclass
 
+from curation.tasks import ConflictKind
+from label_mining.dates import parse_date  # noqa: F401  (re-exported: older callers)
 from label_mining.label_record import LabelRecord, missing
 from label_mining.uncertainty_policy import UncertaintyPolicy, combine
 
 RESULTS = ("malignant", "benign", "high_risk")
 SOURCES = ("biopsy", "surgery", "follow_up")
-_DERIVED = {"1": "0", "2": "0", "4": "1", "5": "1"}
+
+# The one ACR (BI-RADS) -> malignancy mapping: 1-2 benign, 4-6 malignant (6 = known biopsy-proven
+# malignancy, a confirmed label, not a derived one); 0 (incomplete) and 3 (probably benign) give none.
+ACR_TO_MALIGNANCY: dict[int, int] = {1: 0, 2: 0, 4: 1, 5: 1, 6: 1}
+# the categories whose malignancy is *derived* (u = derived_u), as opposed to stated (6)
+DERIVED_ACR: frozenset[int] = frozenset({1, 2, 4, 5})
+_DERIVED = {str(k): str(ACR_TO_MALIGNANCY[k]) for k in sorted(DERIVED_ACR)}
+
+
+def malignancy_from_acr(acr) -> int | None:
+    """0 / 1 for an ACR category per :data:`ACR_TO_MALIGNANCY`; None for 0, 3, missing or NaN."""
+    if acr is None or acr != acr:
+        return None
+    try:
+        return ACR_TO_MALIGNANCY.get(int(acr))
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -32,25 +58,40 @@ class PathologyRecord:
     date: dt.date
     result: str   # malignant | benign | high_risk
     source: str   # biopsy | surgery | follow_up
+    row: int = 0  # line of pathology.csv (for reporting rows no examination used)
 
 
-def parse_date(value) -> dt.date | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    if not text or text.lower() in ("nan", "nat", "none"):
-        return None
-    if len(text) == 10 and text[4] == "-":
-        try:
-            return dt.date.fromisoformat(text)
-        except ValueError:
-            return None
-    for fmt in ("%Y-%m-%d", "%Y%m%d", "%d.%m.%Y", "%Y/%m/%d"):
-        try:
-            return dt.datetime.strptime(text[:10] if "-" in text[:10] else text, fmt).date()
-        except ValueError:
-            continue
-    return None
+def attaches(rec: PathologyRecord, study_date: dt.date, policy: UncertaintyPolicy) -> bool:
+    """Whether ``rec`` can speak for the examination of ``study_date`` (the windows of the rules above)."""
+    mp = policy.malignancy
+    if rec.source == "follow_up" and rec.result == "benign":
+        return rec.date >= add_months(study_date, mp.follow_up_months)
+    return study_date <= rec.date <= study_date + dt.timedelta(days=mp.pathology_window_days)
+
+
+def pathology_class(rec: PathologyRecord, policy: UncertaintyPolicy) -> str | None:
+    if rec.result == "malignant":
+        return "1"
+    if rec.result == "high_risk":
+        return policy.malignancy.high_risk_label
+    return "0"
+
+
+def withhold_if_contradicted(label: LabelRecord, unattached: list[PathologyRecord],
+                             policy: UncertaintyPolicy) -> LabelRecord:
+    """A derived label that pathology on file contradicts, when that pathology cannot be attached
+    (no readable study date): missing, flagged for review — never a silent "benign" on a cancer."""
+    if label.source != "derived" or not unattached:
+        return label
+    against = [p for p in unattached if pathology_class(p, policy) not in (None, label.label)]
+    if not against:
+        return label
+    rec = max(against, key=lambda p: (p.result == "malignant", p.date))
+    evidence = (f"{rec.source} {rec.date.isoformat()}: {rec.result} on file, exam date unreadable; "
+                f"the report alone would give {label.label}")
+    return LabelRecord("breastbin", None, 1.0, "none", "malignancy.unattached_pathology", evidence,
+                       conflict=True, conflict_kind=ConflictKind.UNATTACHED_PATHOLOGY,
+                       missing_reason="pathology_on_file_contradicts_report_but_exam_date_unreadable")
 
 
 def add_months(day: dt.date, months: int) -> dt.date:
@@ -72,7 +113,8 @@ def _pathology_label(rec: PathologyRecord, policy: UncertaintyPolicy, acr: Label
                            combine(base_u, policy.malignancy.high_risk_u), rec.source, rule, evidence)
     discordant = acr.label == "5"
     u = combine(base_u, policy.malignancy.discordance_u) if discordant else base_u
-    return LabelRecord("breastbin", "0", u, rec.source, rule, evidence, conflict=discordant)
+    return LabelRecord("breastbin", "0", u, rec.source, rule, evidence, conflict=discordant,
+                       conflict_kind=ConflictKind.REPORT_VS_PATHOLOGY if discordant else None)
 
 
 def breastbin_label(acr: LabelRecord, pathology: list[PathologyRecord], study_date: dt.date | None,
@@ -105,7 +147,8 @@ def breastbin_label(acr: LabelRecord, pathology: list[PathologyRecord], study_da
                                f"follow_up {rec.date.isoformat()}: benign")
     if acr.label in _DERIVED:
         return LabelRecord("breastbin", _DERIVED[acr.label], combine(mp.derived_u, acr.u), "derived",
-                           "malignancy.derived_from_acr", acr.evidence, acr.conflict)
+                           "malignancy.derived_from_acr", acr.evidence, acr.conflict,
+                           conflict_kind=acr.conflict_kind)
     if acr.label is None:
         return missing("breastbin", f"no_pathology_and_{acr.missing_reason or 'no_assessment'}")
     return missing("breastbin", f"no_pathology_and_acr_{acr.label}_not_derived", "malignancy.derived_from_acr",

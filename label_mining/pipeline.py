@@ -17,19 +17,24 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 from collections import Counter, defaultdict
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation.pseudonym import pseudonymise
+from curation.tasks import ConflictKind
 from label_mining.aggregate import SIDES, merge_readers, report_labels
-from label_mining.csv_io import BadRows, open_csv_stream, read_csv_strings, read_header
+from curation.parquet_io import atomic_path
+from label_mining.csv_io import BadRows
+from label_mining.dates import read_date
+from label_mining.inputs import (LINE, OPTIONAL_REPORT_COLUMNS, REQUIRED_REPORT_COLUMNS, duplicated_accessions,
+                                 load_pathology, report_chunks, report_columns)
 from label_mining.handling import apply_handling
 from label_mining.label_record import LabelRecord
-from label_mining.malignancy import RESULTS, SOURCES, PathologyRecord, breastbin_label, parse_date
+from label_mining.malignancy import PathologyRecord, attaches, breastbin_label, withhold_if_contradicted
 from label_mining.report_parser import ParsedReport, ReportParser
 from label_mining.schemas import (CLI_KEY, PSEUDONYMISED_KEY, REPORT_PROBLEMS_SCHEMA, breast_labels_schema,
                                   report_mentions_schema)
@@ -37,45 +42,11 @@ from label_mining.scrub import scrub
 from label_mining.structured_labels import StructuredLabels, load_structured_labels, merge_structured
 from label_mining.uncertainty_policy import UncertaintyPolicy, load_policy
 
-REQUIRED_REPORT_COLUMNS = ("accession_number", "report_text")
-OPTIONAL_REPORT_COLUMNS = ("patient_id", "study_date", "reader_id", "reader_level")
-PATHOLOGY_COLUMNS = ("patient_id", "laterality", "date", "result", "source")
 BREAST_TASKS = ("breastbin", "acr", "density")
 
 BREAST_LABELS_FILE = "breast_labels.parquet"
 REPORT_MENTIONS_FILE = "report_mentions.parquet"
 PROBLEMS_FILE = "label_problems.parquet"
-
-
-# ---------------------------------------------------------------------------------------------
-# inputs
-def load_pathology(path: str | Path | None) -> tuple[dict[str, list[PathologyRecord]], list[tuple[int, str]]]:
-    """patient_id -> records; unreadable rows are reported (row number, reason), never guessed."""
-    if path is None:
-        return {}, []
-    header = [c.strip().lower() for c in read_header(path)]
-    absent = [c for c in PATHOLOGY_COLUMNS if c not in header]
-    if absent:
-        raise ValueError(f"{path}: pathology.csv lacks columns {absent} (expected {list(PATHOLOGY_COLUMNS)})")
-    bad = BadRows()
-    table = read_csv_strings(path, bad_rows=bad)
-    table = table.rename_columns([c.strip().lower() for c in table.column_names])
-    problems: list[tuple[int, str]] = [(n or 0, f"malformed_csv_row: {why}") for n, why in bad.rows]
-    records: dict[str, list[PathologyRecord]] = defaultdict(list)
-    for i, row in enumerate(table.select(list(PATHOLOGY_COLUMNS)).to_pylist()):
-        pid = (row["patient_id"] or "").strip()
-        side = (row["laterality"] or "").strip().upper()
-        day = parse_date(row["date"])
-        result = (row["result"] or "").strip().lower()
-        source = (row["source"] or "").strip().lower().replace("-", "_").replace(" ", "_")
-        why = ("missing_patient_id" if not pid else "laterality_not_L_or_R" if side not in ("L", "R")
-               else "unreadable_date" if day is None else "result_not_malignant_benign_or_high_risk"
-               if result not in RESULTS else "source_not_biopsy_surgery_or_follow_up" if source not in SOURCES else None)
-        if why:
-            problems.append((i, why))
-            continue
-        records[pid].append(PathologyRecord(side, day, result, source))
-    return dict(records), problems
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,8 +76,11 @@ class ChunkResult:
     """What a worker sends back: Arrow tables (cheap to pickle, written as they are) and counts."""
     mentions: pa.Table | None
     labels: pa.Table | None
-    held: list[tuple[str, str, str, dict]]    # duplicated accessions: (accession, patient, date, report labels)
-    problems: list[tuple[int, str]]
+    held: list[tuple[str, str, object, dict]]  # duplicated accessions: (accession, patient, date, report labels)
+    problems: list[tuple[int, str]]           # (line of reports.csv, reason)
+    attached: set[int] = field(default_factory=set)          # pathology.csv lines some examination used
+    patients_seen: set[str] = field(default_factory=set)     # patients with pathology who have a report
+    patients_dated: set[str] = field(default_factory=set)    # ... and one with a readable study date
     reasons: Counter = field(default_factory=Counter)
     n_reports: int = 0
     class_counts: Counter = field(default_factory=Counter)   # (task, label or "missing") -> n
@@ -119,12 +93,13 @@ def _key_columns(accession: str, patient: str, ctx: _Context) -> tuple[str, str 
     return pseudonymise(accession, "accession", ctx.key), pseudonymise(patient, "patient", ctx.key)
 
 
-def final_records(accession: str, patient: str, study_date: str, per_report: list[dict],
-                  ctx: _Context) -> dict[tuple[str, str], LabelRecord]:
-    """Merge readers, structured labels, pathology and the policy's handling for one examination."""
+def final_records(accession: str, patient: str, day, per_report: list[dict], ctx: _Context,
+                  attached: set[int] | None = None) -> dict[tuple[str, str], LabelRecord]:
+    """Merge readers, structured labels, pathology and the policy's handling for one examination
+    (``day``: its study date, None when empty or unreadable). The pathology.csv lines this
+    examination can use are added to ``attached``."""
     policy = ctx.policy
     merged = merge_readers(per_report, policy)
-    day = parse_date(study_date)
     out = {}
     for side in SIDES:
         acr = merge_structured(merged[(side, "acr")], ctx.structured.breast.get((accession, side, "acr")), policy)
@@ -132,11 +107,17 @@ def final_records(accession: str, patient: str, study_date: str, per_report: lis
                                    ctx.structured.breast.get((accession, side, "density")), policy)
         pathology = [p for p in ctx.pathology.get(patient, ()) if p.laterality == side]
         breastbin = breastbin_label(acr, pathology, day, policy)
+        if pathology:
+            if day is None:
+                breastbin = withhold_if_contradicted(breastbin, pathology, policy)
+            elif attached is not None:
+                attached.update(p.row for p in pathology if attaches(p, day, policy))
         table_bb = ctx.structured.breast.get((accession, side, "breastbin"))
         if table_bb is not None:
             if breastbin.source in ("biopsy", "surgery", "follow_up"):
                 if breastbin.label != table_bb.label:   # tissue outranks a table; the disagreement is shown
-                    breastbin = breastbin.with_(conflict=True, rule_id=breastbin.rule_id + "+table_disagrees")
+                    breastbin = breastbin.with_(conflict=True, conflict_kind=ConflictKind.TABLE_VS_PATHOLOGY,
+                                                rule_id=breastbin.rule_id + "+table_disagrees")
             else:
                 breastbin = merge_structured(breastbin, table_bb, policy)
         for task, rec in (("breastbin", breastbin), ("acr", acr), ("density", density)):
@@ -155,7 +136,7 @@ def _emit_labels(rows: list[tuple], accession: str, patient: str, records, ctx: 
             rec = records[(side, task)]
             rows.append((key, pid, breast_key, side, task, rec.label, rec.u, rec.weight, rec.source, rec.rule_id,
                          scrub(rec.evidence) if scrubbing else rec.evidence, rec.conflict, version, rec.detail,
-                         rec.missing_reason))
+                         rec.missing_reason, rec.conflict_kind))
 
 
 def _columns(rows: list[tuple], names: tuple[str, ...]) -> dict[str, list]:
@@ -165,7 +146,8 @@ def _columns(rows: list[tuple], names: tuple[str, ...]) -> dict[str, list]:
 
 
 _LABEL_COLS = ("key", "patient_pid", "breast_key", "laterality", "task", "label", "u", "weight", "source",
-               "rule_id", "evidence", "conflict", "policy_version", "label_detail", "missing_reason")
+               "rule_id", "evidence", "conflict", "policy_version", "label_detail", "missing_reason",
+               "conflict_kind")
 _MENTION_COLS = ("key", "report_row", "section", "span_start", "span_end", "text", "type", "value", "laterality",
                  "laterality_source", "modifiers", "rule_id")
 
@@ -177,14 +159,27 @@ def _process_chunk(args) -> ChunkResult:
     parsed: list[ParsedReport] = ctx.parser.parse_many(columns["report_text"])
     mention_rows: list[tuple] = []
     label_rows: list[tuple] = []
-    result = ChunkResult({}, {}, [], [], Counter(), n)
+    result = ChunkResult(None, None, [], [], n_reports=n)
     for i in range(n):
         accession = (columns["accession_number"][i] or "").strip()
         patient = (columns["patient_id"][i] or "").strip()
+        line = columns[LINE][i]
         report = parsed[i]
         if not accession:
-            result.problems.append((row0 + i, "missing_accession_number"))
+            result.problems.append((line, "missing_accession_number"))
             continue
+        day, date_why = read_date(columns["study_date"][i], ctx.policy.dates.order)
+        has_pathology = patient in ctx.pathology
+        if date_why == "unreadable":
+            result.problems.append((line, f"unreadable_study_date: read with dates.order={ctx.policy.dates.order}"
+                                          + ("; the patient's pathology is not attached to this exam"
+                                             if has_pathology else "")))
+        elif date_why == "empty" and has_pathology:
+            result.problems.append((line, "missing_study_date: the patient's pathology is not attached to this exam"))
+        if has_pathology:
+            result.patients_seen.add(patient)
+            if day is not None:
+                result.patients_dated.add(patient)
         result.reasons[report.reason or "labelled"] += 1
         for note in report.notes:
             result.reasons[f"note:{note}"] += 1
@@ -197,10 +192,10 @@ def _process_chunk(args) -> ChunkResult:
                                      m.laterality_source, sorted(m.modifiers), m.rule_id))
         per_report = report_labels(report, ctx.policy, columns["reader_level"][i])
         if accession in ctx.duplicated:
-            result.held.append((accession, patient, columns["study_date"][i], per_report))
+            result.held.append((accession, patient, day, per_report))
             continue
-        _emit_labels(label_rows, accession, patient, final_records(accession, patient, columns["study_date"][i],
-                                                                   [per_report], ctx), ctx)
+        _emit_labels(label_rows, accession, patient,
+                     final_records(accession, patient, day, [per_report], ctx, result.attached), ctx)
     key_column = PSEUDONYMISED_KEY if ctx.key is not None else CLI_KEY
     result.labels = _label_table(_columns(label_rows, _LABEL_COLS), key_column)
     mcols = _columns(mention_rows, _MENTION_COLS)
@@ -244,65 +239,40 @@ def _table_only_chunks(structured: StructuredLabels, chunk_rows: int):
     for start in range(0, len(accessions), chunk_rows):
         part = accessions[start:start + chunk_rows]
         cols = {c: [""] * len(part) for c in REQUIRED_REPORT_COLUMNS + OPTIONAL_REPORT_COLUMNS}
+        cols[LINE] = [0] * len(part)
         cols["accession_number"] = part
         cols["report_text"] = [None] * len(part)
         yield start, cols
-
-
-def _chunks(reports_csv, chunk_rows: int, problems_out: list):
-    bad = BadRows()
-    reader = open_csv_stream(reports_csv, bad_rows=bad)
-    names = [c.strip().lower() for c in reader.schema.names]
-    absent = [c for c in REQUIRED_REPORT_COLUMNS if c not in names]
-    if absent:
-        raise ValueError(f"{reports_csv}: reports.csv lacks required columns {absent}; found {reader.schema.names}")
-    row0 = 0
-    for batch in reader:
-        batch = batch.rename_columns(names)
-        for start in range(0, batch.num_rows, chunk_rows):
-            part = batch.slice(start, chunk_rows)
-            cols = {c: part.column(c).to_pylist() if c in names else [""] * part.num_rows
-                    for c in REQUIRED_REPORT_COLUMNS + OPTIONAL_REPORT_COLUMNS}
-            yield row0, cols
-            row0 += part.num_rows
-    problems_out.extend((n or 0, f"malformed_csv_row: {why}") for n, why in bad.rows)
-
-
-def _duplicated_accessions(reports_csv) -> frozenset[str]:
-    """Accession numbers that occur more than once (double reading). Only this one column is kept in
-    memory — the price of merging readers while streaming everything else."""
-    header = read_header(reports_csv)
-    name = next((c for c in header if c.strip().lower() == "accession_number"), None)
-    if name is None:
-        raise ValueError(f"{reports_csv}: reports.csv lacks required columns ['accession_number']; found {header}")
-    column = read_csv_strings(reports_csv, columns=[name]).column(name)
-    column = pc.utf8_trim_whitespace(column)
-    counts = pc.value_counts(column)
-    values, n = counts.field("values"), counts.field("counts")
-    return frozenset(v for v in pc.filter(values, pc.greater(n, 1)).to_pylist() if v)
 
 
 def mine_labels(reports_csv: str | Path | None, out_dir: str | Path, *, pathology_csv: str | Path | None = None,
                 labels_csv: str | Path | None = None, policy_path: str | Path | None = None,
                 context_rules_path: str | Path | None = None, n_process: int = 1, chunk_rows: int = 2000,
                 key: bytes | None = None) -> MiningSummary:
-    """Write ``breast_labels.parquet``, ``report_mentions.parquet`` and ``label_problems.parquet``."""
+    """Write ``breast_labels.parquet``, ``report_mentions.parquet`` and ``label_problems.parquet``.
+
+    All three are written to temporary files beside the outputs and renamed only when the whole
+    run succeeded: a failed or killed run leaves the previous outputs as they were."""
     if n_process < 1:
         raise ValueError(f"n_process must be >= 1, got {n_process}")
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    if reports_csv is None and labels_csv is None:
+        raise ValueError("nothing to mine: give reports.csv, labels.csv or both")
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     policy = load_policy(policy_path)
-    pathology, path_problems = load_pathology(pathology_csv)
+    pathology, path_problems = load_pathology(pathology_csv, policy)
     structured = load_structured_labels(labels_csv, policy) if labels_csv else StructuredLabels()
-    if reports_csv is None and labels_csv is None:
-        raise ValueError("nothing to mine: give reports.csv, labels.csv or both")
-    duplicated = _duplicated_accessions(reports_csv) if reports_csv is not None else frozenset()
+    report_bad = BadRows()
+    if reports_csv is not None:
+        report_columns(reports_csv, with_pathology=pathology_csv is not None)   # fail fast, before any work
+        chunks = report_chunks(reports_csv, chunk_rows, report_bad, with_pathology=pathology_csv is not None)
+        duplicated = duplicated_accessions(reports_csv)
+    else:
+        chunks, duplicated = _table_only_chunks(structured, chunk_rows), frozenset()
     key_column = PSEUDONYMISED_KEY if key is not None else CLI_KEY
-    label_schema = breast_labels_schema(key_column)
-    mention_schema = report_mentions_schema(key_column)
     init_args = (str(policy_path) if policy_path else None, str(context_rules_path) if context_rules_path else None,
                  pathology, structured, duplicated, key)
 
@@ -310,35 +280,38 @@ def mine_labels(reports_csv: str | Path | None, out_dir: str | Path, *, patholog
     chunk_counts: Counter = Counter()
     u_positive: Counter = Counter()
     outcomes: Counter = Counter()
-    problems: list[tuple[str, int, str]] = [("pathology.csv", r, why) for r, why in path_problems]
-    problems += [("labels.csv", r, why) for r, why in structured.problems]
     report_problems: list[tuple[int, str]] = []
     held: list = []
+    attached: set[int] = set()
+    seen: set[str] = set()
+    dated: set[str] = set()
 
-    label_writer = pq.ParquetWriter(out_dir / BREAST_LABELS_FILE, label_schema)
-    mention_writer = pq.ParquetWriter(out_dir / REPORT_MENTIONS_FILE, mention_schema)
+    with ExitStack() as stack:
+        labels_tmp, mentions_tmp, problems_tmp = (stack.enter_context(atomic_path(out_dir / name)) for name in
+                                                  (BREAST_LABELS_FILE, REPORT_MENTIONS_FILE, PROBLEMS_FILE))
+        label_writer = stack.enter_context(pq.ParquetWriter(labels_tmp, breast_labels_schema(key_column)))
+        mention_writer = stack.enter_context(pq.ParquetWriter(mentions_tmp, report_mentions_schema(key_column)))
 
-    def write(result: ChunkResult) -> None:
-        summary.n_reports += result.n_reports
-        outcomes.update(result.reasons)
-        report_problems.extend(result.problems)
-        held.extend(result.held)
-        label_writer.write_table(result.labels)
-        mention_writer.write_table(result.mentions)
-        summary.n_mentions += result.mentions.num_rows
-        summary.n_breast_rows += result.labels.num_rows
-        chunk_counts.update(result.class_counts)
-        u_positive.update(result.u_positive)
+        def write(result: ChunkResult) -> None:
+            summary.n_reports += result.n_reports
+            outcomes.update(result.reasons)
+            report_problems.extend(result.problems)
+            held.extend(result.held)
+            attached.update(result.attached)
+            seen.update(result.patients_seen)
+            dated.update(result.patients_dated)
+            label_writer.write_table(result.labels)
+            mention_writer.write_table(result.mentions)
+            summary.n_mentions += result.mentions.num_rows
+            summary.n_breast_rows += result.labels.num_rows
+            chunk_counts.update(result.class_counts)
+            u_positive.update(result.u_positive)
 
-    try:
-        chunks = (_chunks(reports_csv, chunk_rows, report_problems) if reports_csv is not None
-                  else _table_only_chunks(structured, chunk_rows))
+        _init_worker(*init_args)
         if n_process == 1:
-            _init_worker(*init_args)
             for chunk in chunks:
                 write(_process_chunk(chunk))
         else:
-            _init_worker(*init_args)
             if "fork" in mp.get_all_start_methods():
                 # forked workers inherit the parser built above (spaCy pipeline, matchers, policy)
                 pool = mp.get_context("fork").Pool(n_process)
@@ -356,18 +329,19 @@ def mine_labels(reports_csv: str | Path | None, out_dir: str | Path, *, patholog
             for accession, items in groups.items():
                 patient, day = items[0][0], items[0][1]
                 _emit_labels(rows, accession, patient,
-                             final_records(accession, patient, day, [it[2] for it in items], _CTX), _CTX)
+                             final_records(accession, patient, day, [it[2] for it in items], _CTX, attached), _CTX)
             label_writer.write_table(_label_table(_columns(rows, _LABEL_COLS), key_column))
             summary.n_breast_rows += len(rows)
             _count_labels(rows, chunk_counts, u_positive)
-    finally:
-        label_writer.close()
-        mention_writer.close()
 
-    problems += [("reports.csv", r, why) for r, why in report_problems]
-    pq.write_table(pa.Table.from_pydict({"file": [p[0] for p in problems], "row": [p[1] for p in problems],
-                                         "reason": [p[2] for p in problems]}, schema=REPORT_PROBLEMS_SCHEMA),
-                   out_dir / PROBLEMS_FILE)
+        problems: list[tuple[str, int, str]] = [("pathology.csv", r, why) for r, why in path_problems]
+        problems += [("pathology.csv", r, why) for r, why in _unattached(pathology, attached, seen, dated, policy)]
+        problems += [("labels.csv", r, why) for r, why in structured.problems]
+        problems += [("reports.csv", r or 0, why) for r, why in report_bad.rows]
+        problems += [("reports.csv", r, why) for r, why in report_problems]
+        pq.write_table(pa.Table.from_pydict({"file": [p[0] for p in problems], "row": [p[1] for p in problems],
+                                             "reason": [p[2] for p in problems]}, schema=REPORT_PROBLEMS_SCHEMA),
+                       problems_tmp)
     class_counts: dict[str, dict[str, int]] = defaultdict(dict)
     present: Counter = Counter()
     for (task, label), n in chunk_counts.items():
@@ -381,6 +355,27 @@ def mine_labels(reports_csv: str | Path | None, out_dir: str | Path, *, patholog
     summary.problems = dict(sorted(Counter(f"{f}:{why.split(':')[0]}" for f, _, why in problems).items()))
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _unattached(pathology: dict[str, list[PathologyRecord]], attached: set[int], seen: set[str], dated: set[str],
+                policy: UncertaintyPolicy) -> list[tuple[int, str]]:
+    """Every pathology.csv row that no examination could use, with why."""
+    mp = policy.malignancy
+    out = []
+    for patient, records in pathology.items():
+        for rec in records:
+            if rec.row in attached:
+                continue
+            if patient not in seen:
+                why = "no report of this patient in reports.csv"
+            elif patient not in dated:
+                why = "none of the patient's exams has a readable study_date"
+            elif rec.source == "follow_up" and rec.result == "benign":
+                why = f"no exam of this patient at least {mp.follow_up_months} months before this benign follow-up"
+            else:
+                why = f"no exam of this patient in the {mp.pathology_window_days} days before this {rec.source}"
+            out.append((rec.row, f"pathology_not_attached: {why}"))
+    return sorted(out)
 
 
 def _label_table(cols: dict[str, list], key_column: str) -> pa.Table:

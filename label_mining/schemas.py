@@ -22,6 +22,7 @@ _LABEL_FIELDS = [
     ("rule_id", pa.string()),
     ("evidence", pa.string()),
     ("conflict", pa.bool_()),
+    ("conflict_kind", pa.string()),     # null when conflict is false, else a curation.tasks.ConflictKind value
     ("policy_version", pa.string()),
     ("label_detail", pa.string()),      # e.g. BI-RADS sub-category "4B", density range "B-C"
     ("missing_reason", pa.string()),    # why label is null (empty_report, no_density_statement, ...)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from curation.tasks import ConflictKind
 from label_mining.csv_io import BadRows, read_csv_strings
 
 from label_mining.label_record import LabelRecord
@@ -130,5 +131,5 @@ def merge_structured(mined: LabelRecord, table: LabelRecord | None, policy: Unce
     if mined.label is None or mined.label == table.label:
         return table
     return table.with_(u=combine(table.u, policy.terms.source_disagreement), conflict=True,
-                       rule_id=table.rule_id + "+report_disagrees",
+                       conflict_kind=ConflictKind.TABLE_VS_REPORT, rule_id=table.rule_id + "+report_disagrees",
                        evidence=f"{table.evidence} | report: {mined.evidence}"[:300])

@@ -70,6 +70,12 @@ class MalignancyPolicy(_Strict):
     discordance_u: float = U
 
 
+class DatePolicy(_Strict):
+    # the site's locale: is 05/04/2024 the 5th of April (day_first) or the 4th of May (month_first)?
+    # Required, never guessed (see label_mining/dates.py)
+    order: Literal["day_first", "month_first"]
+
+
 class ViewPolicy(_Strict):
     source_u: dict[str, float]
     conflict: float = U
@@ -86,6 +92,7 @@ class UncertaintyPolicy(_Strict):
     terms: Terms
     sources: Sources
     malignancy: MalignancyPolicy
+    dates: DatePolicy
     view: ViewPolicy
     handling: dict[Literal["breastbin", "acr", "density", "view"], Handling]
     uncertain_above: float = Field(default=0.0, ge=0.0, lt=1.0)

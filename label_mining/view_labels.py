@@ -9,6 +9,7 @@ their policy term to u; a view the task cannot express (FB, spot views) is missi
 
 from __future__ import annotations
 
+from curation.tasks import ConflictKind
 from label_mining.label_record import LabelRecord, missing
 from label_mining.uncertainty_policy import UncertaintyPolicy, combine
 
@@ -32,4 +33,5 @@ def view_label(view: str | None, view_source: str | None, view_conflict: bool | 
         terms.append(policy.view.conflict)
     return LabelRecord("view", label, combine(*terms), "dicom_tag", f"view.{view_source or 'unknown'}",
                        f"{view_source}: {raw}" + (" (tags disagree)" if view_conflict else ""),
-                       conflict=bool(view_conflict), detail=raw if folded else None)
+                       conflict=bool(view_conflict),
+                       conflict_kind=ConflictKind.DICOM_TAG_CONFLICT if view_conflict else None, detail=raw if folded else None)

@@ -46,7 +46,7 @@ def test_combination_is_noisy_or_and_stays_in_unit_interval():
 
 
 def test_policy_version_names_file_version_and_content(tmp_path):
-    assert POLICY.policy_version.startswith("default@1.0.0+")
+    assert POLICY.policy_version.startswith("default@1.1.0+")
     edited = load_policy(write_policy(tmp_path, **{"terms.hedge": 0.3}))
     assert edited.policy_version != POLICY.policy_version
 
