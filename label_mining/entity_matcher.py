@@ -48,13 +48,18 @@ class EntityMatcher:
         bounds = sentence_bounds(doc)
         starts = [b[0] for b in bounds]
         strings = doc.vocab.strings
-        lower_ids = doc.to_array(LOWER).tolist() if any(self._rule_of_key[k].reader for k, _, _ in found) else []
+        lower_ids = doc.to_array(LOWER).tolist() if any(self._rule_of_key[k].reader or self._rule_of_key[k].not_after
+                                                        for k, _, _ in found) else []
         candidates = []
         for key, s, e in found:
             rule = self._rule_of_key[key]
             sent_end = bounds[bisect.bisect_right(starts, s) - 1][1]
             if e > sent_end:
                 continue
+            if rule.not_after is not None and s > 0 and s - 1 >= bounds[bisect.bisect_right(starts, s) - 1][0]:
+                anchors, words = rule.not_after
+                if strings[lower_ids[s]] in anchors and strings[lower_ids[s - 1]] in words:
+                    continue     # "focal asymmetric density": a finding, not breast composition
             if rule.reader is not None:
                 window = [strings[h] for h in lower_ids[s:min(sent_end, e + READ_AHEAD)]]
                 read = rule.reader(window, 0, e - s)

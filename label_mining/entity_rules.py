@@ -49,7 +49,19 @@ DENSITY_FILLER = frozenset({":", "-", "=", "(", "is", "category", "cat", "type",
                             "the", "are", "composition", "density", "typ", "typ."})
 # a second listed value followed by one of these is a count or a size, not a category ("BI-RADS 4, 2 mm")
 NOT_AFTER_SECOND_VALUE = frozenset({"mm", "cm", "o'clock", "o", "clock", "%", "months", "month", "years", "year",
-                                    "weeks", "week", "x", "lesions", "masses", "views", "images", "days"})
+                                    "weeks", "week", "x", "lesions", "masses", "views", "images", "days", "lesion",
+                                    "mass", "finding", "findings", "nodule", "nodules", "calcifications"})
+# "density" is also a finding: "focal asymmetric density", "high density mass", "increased density",
+# "a 12 mm density". After one of these words a density anchor is the finding, not breast composition —
+# it yields no density label and does not swallow the assessment after it ("asymmetric density: category 3")
+FINDING_DENSITY_WORDS = frozenset({
+    "asymmetric", "asymmetrical", "asymmetry", "focal", "increased", "increasing", "high", "higher", "low", "lower",
+    "equal", "iso", "new", "developing", "nodular", "round", "rounded", "oval", "irregular", "spiculated",
+    "stellate", "soft", "water", "fat", "mixed", "architectural", "ill-defined", "circumscribed", "persistent",
+    "residual", "palpable", "mass", "masslike", "mass-like", "calcified", "a", "an", "one", "small", "large",
+    "this", "that", "another", "dominant", "subtle", "vague", "questionable", "retroareolar", "subareolar",
+    "linear", "tubular", "mm", "cm", "focally", "slightly", "markedly", "additional", "second", "tissue"})
+FINDING_DENSITY_ANCHORS = frozenset({"density", "densities"})
 # "composition is a heterogeneously dense pattern": the article "a" is not density A
 A_MAY_PRECEDE = frozenset({"and", "or", "to", "right", "left", "bilaterally", "bilateral", "breast", "breasts",
                            "on", "in", "both", "for", "with"})
@@ -71,6 +83,8 @@ class EntityRule:
     descriptive: bool = False          # a descriptive phrase, not an explicit category/letter
     reader: Reader | None = None       # grammar reading the value after an anchor
     case_sensitive: bool = False       # "R"/"L" as sides only in capitals
+    # anchors (first token) that are not this entity right after one of the words
+    not_after: tuple[frozenset[str], frozenset[str]] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,7 +185,7 @@ ENTITY_RULES: tuple[EntityRule, ...] = (
     EntityRule("assessment.acr_number", ASSESSMENT, ("acr",), reader=read_category),
     EntityRule("density.explicit", DENSITY, ("density", "densities", "composition", "pattern", "parenchyma",
                                            "tissue", "acr", "type", "breast density", "acr density"),
-               reader=read_density),
+               reader=read_density, not_after=(FINDING_DENSITY_ANCHORS, FINDING_DENSITY_WORDS)),
     EntityRule("density.side_letter", DENSITY, ("right", "left", "right breast", "left breast", "rt", "lt",
                                                 "r", "l"), reader=read_side_density),
     # 5th-edition composition descriptions
@@ -208,6 +222,8 @@ ENTITY_RULES: tuple[EntityRule, ...] = (
         value="6"),
     EntityRule("laterality.word", LATERALITY, tuple(k for k in LATERALITY_WORDS if k not in ("r", "l", "r.", "l."))),
     EntityRule("laterality.letter", LATERALITY, ("R", "L", "R.", "L."), case_sensitive=True),
+    # lower-case text: "r: bi-rads 2, l: bi-rads 4" (a lone "l" elsewhere may be a litre or a list item)
+    EntityRule("laterality.letter_colon", LATERALITY, ("r:", "l:")),
     EntityRule("pathology.malignant", PATHOLOGY, ("malignancy", "malignant", "carcinoma", "cancer", "dcis",
                                                   "idc", "ilc"), value="malignant"),
     EntityRule("pathology.benign", PATHOLOGY, ("fibroadenoma", "fibroadenomas", "papilloma", "fibrocystic",

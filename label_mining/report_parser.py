@@ -24,9 +24,11 @@ from spacy.language import Language
 
 from label_mining import context_rules as _context_rules  # noqa: F401  registers mammo_context
 from label_mining import entity_matcher as _entity_matcher  # noqa: F401  registers mammo_entities
-from label_mining.entity_rules import ASSESSMENT, DENSITY, DENSITY_NUMERALS, LATERALITY, LATERALITY_WORDS, RULES_BY_ID
+from label_mining.entity_rules import (ASSESSMENT, DENSITY, DENSITY_NUMERALS, FINDING_DENSITY_WORDS, LATERALITY,
+                                      LATERALITY_WORDS, RULES_BY_ID)
 from label_mining.prescan import Prescan, sides_named
 from label_mining.sectioniser import split_sections, split_sentences
+from label_mining.spacing import original_offset, space_punctuation
 from label_mining.text_hygiene import clean_report_text
 from label_mining.tokenizer import blank_mammography_nlp
 from label_mining.uncertainty_policy import ParserPolicy
@@ -34,7 +36,7 @@ from label_mining.uncertainty_policy import ParserPolicy
 # clause breaks for side attribution: "BI-RADS 1 right, BI-RADS 4 left", "L: BI-RADS 6 / R: BI-RADS 2"
 _CLAUSE_BREAK = re.compile(r"[,;|]| / |\.\s")
 _WORD = re.compile(r"[A-Za-z]+")
-_DENSITY_TOPIC = re.compile(r"densit|composition|parenchym", re.IGNORECASE)
+_DENSITY_TOPIC = re.compile(r"(?:(\S+)\s+)?(densit|composition|parenchym)", re.IGNORECASE)
 _WHITESPACE_RUN = re.compile(r"\s{2,}|[\t\n\r\f\v]")
 # Sentences per spaCy Doc. One Doc per sentence costs ~20 us of Doc overhead each; one Doc per
 # chunk makes spaCy's special-case retokenisation superlinear (measured 8x slower per sentence at
@@ -128,15 +130,20 @@ class ReportParser:
     def parse_many(self, texts: list) -> list[ParsedReport]:
         results: list[ParsedReport] = []
         cleaned: list[str] = []
+        originals: list[str] = []
+        inserted: list[list[int]] = []
         candidates: list[_Candidate] = []
         for idx, raw in enumerate(texts):
             clean = clean_report_text(raw, self.policy.max_chars)
-            cleaned.append(clean.text)
+            spaced, added = space_punctuation(clean.text) if not clean.reason else (clean.text, [])
+            originals.append(clean.text)
+            cleaned.append(spaced)
+            inserted.append(added)
             parsed = ParsedReport(clean.reason, clean.notes)
             results.append(parsed)
             if clean.reason:
                 continue
-            text = clean.text
+            text = spaced
             scan = Prescan(text)
             if not scan.strong and not scan.descriptive:
                 parsed.reason = "no_label_statements"
@@ -164,14 +171,15 @@ class ReportParser:
             if kept >= self.policy.max_label_sentences:
                 parsed.notes = parsed.notes + ("label_sentence_limit",)
         for i in range(0, len(candidates), SENTENCES_PER_DOC):
-            self._run_spacy(candidates[i:i + SENTENCES_PER_DOC], cleaned, results)
+            self._run_spacy(candidates[i:i + SENTENCES_PER_DOC], cleaned, results, originals, inserted)
         for parsed in results:
             if parsed.reason is None and not any(m.type in (ASSESSMENT, DENSITY) for m in parsed.mentions):
                 parsed.reason = "no_label_statements"
         return results
 
     # ------------------------------------------------------------------------------------
-    def _run_spacy(self, candidates: list[_Candidate], cleaned: list[str], results: list[ParsedReport]) -> None:
+    def _run_spacy(self, candidates: list[_Candidate], cleaned: list[str], results: list[ParsedReport],
+                   originals: list[str], inserted: list[list[int]]) -> None:
         pos, parts = 0, []
         for c in candidates:
             c.doc_start = pos
@@ -197,9 +205,11 @@ class ReportParser:
             cand = candidates[k]
             spans = [(idx[s] - cand.doc_start, idx[e - 1] + length[e - 1] - cand.doc_start, s, e, rule_id, etype,
                       vals, is_range) for s, e, rule_id, etype, vals, is_range in ents]
-            results[cand.report].mentions.extend(self._mentions(spans, cand, context, cleaned[cand.report]))
+            r = cand.report
+            results[r].mentions.extend(self._mentions(spans, cand, context, cleaned[r], originals[r], inserted[r]))
 
-    def _mentions(self, spans, cand: _Candidate, context, report_text: str) -> list[Mention]:
+    def _mentions(self, spans, cand: _Candidate, context, report_text: str, original: str,
+                  inserted: list[int]) -> list[Mention]:
         sentence = cand.text
         typed = []
         lats = []
@@ -208,10 +218,10 @@ class ReportParser:
                 # "right a, left B" names a grade per breast, but only where density is the topic;
                 # elsewhere it is just a side followed by a letter ("left: a 12 mm mass")
                 lats.append((c0, c0 + 1, "R" if sentence[c0] in "rR" else "L"))
-                if cand.section != "composition" and not _DENSITY_TOPIC.search(sentence):
+                if cand.section != "composition" and not _density_is_topic(sentence):
                     continue
             elif etype == LATERALITY:
-                lats.append((c0, c1, LATERALITY_WORDS.get(sentence[c0:c1].lower(), "B")))
+                lats.append((c0, c1, LATERALITY_WORDS.get(sentence[c0:c1].lower().rstrip(": "), "B")))
                 continue
             if rule_id in ("assessment.acr_number", "assessment.category") and (
                     cand.section == "composition"
@@ -240,8 +250,10 @@ class ReportParser:
             if how in ("clause", "sentence"):
                 last_side[etype] = lat
             r0, r1 = (c0, c1) if cand.offsets is None else (cand.offsets[c0], cand.offsets[c1 - 1] + 1)
+            start, end = original_offset(cand.start + r0, inserted), original_offset(cand.start + r1, inserted)
+            text = sentence[c0:c1] if not inserted else " ".join(original[start:end].split())
             out.append(Mention(
-                section=cand.section, start=cand.start + r0, end=cand.start + r1, text=sentence[c0:c1], type=etype,
+                section=cand.section, start=start, end=end, text=text, type=etype,
                 values=vals, is_range=is_range, laterality=lat, laterality_source=how,
                 modifiers=context.get((s, e), frozenset()), rule_id=rule.rule_id, descriptive=rule.descriptive,
                 sentence=sentence.strip()))
@@ -277,6 +289,15 @@ class ReportParser:
                         return next(iter(sides)), "previous_sentence"
                     break
         return "B", "report"
+
+
+def _density_is_topic(sentence: str) -> bool:
+    """A density word about the breast's composition, not a finding ("increased density left breast")."""
+    for m in _DENSITY_TOPIC.finditer(sentence):
+        before = (m.group(1) or "").lower().strip("(,;:")
+        if not (m.group(2).lower() == "densit" and before in FINDING_DENSITY_WORDS):
+            return True
+    return False
 
 
 def _nearest(c0: int, c1: int, lats) -> str:

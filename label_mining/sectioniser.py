@@ -140,7 +140,8 @@ def split_sections(text: str) -> list[Section]:
 
 def _ends_sentence(text: str, match: re.Match, end: int) -> bool:
     """A full stop ends a sentence before a capital, and before a lower-case word too ("... density.
-    bi-rads: 2 right") unless it ends a common abbreviation ("cat. 4", "approx. 5 mm") or an initial."""
+    bi-rads: 2 right") unless it ends a common abbreviation ("cat. 4", "approx. 5 mm") or an initial
+    other than a density grade a-d."""
     if "\n" in match.group(0) or match.group(0)[0] != ".":
         return True
     nxt = text[match.end()] if match.end() < end else ""
@@ -152,7 +153,9 @@ def _ends_sentence(text: str, match: re.Match, end: int) -> bool:
     while word_start > 0 and (text[word_start - 1].isalnum() or text[word_start - 1] == "."):
         word_start -= 1
     word = text[word_start:match.start()].lower()
-    return len(word) > 1 and word not in _ABBREVIATIONS
+    # a lone a-d is a density grade ("density b. increased density right"), not an initial
+    # (and a stop after a bracket or a quote, "(ACR B). focal ...", ends the sentence)
+    return (len(word) != 1 or not word.isalpha() or word in "abcd") and word not in _ABBREVIATIONS
 
 
 def split_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:

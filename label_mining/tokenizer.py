@@ -11,6 +11,8 @@ No model is downloaded: ``spacy.blank("en")`` only.
 
 from __future__ import annotations
 
+import re
+
 import spacy
 from spacy.language import Language
 from spacy.util import compile_infix_regex, compile_suffix_regex
@@ -25,13 +27,16 @@ GLUED_VALUE_INFIXES = (
 UPPER_FINAL_STOP = r"(?<=[A-Z0-9])\."
 # the English exceptions read "c." as an abbreviation; in "between b and c." it is density C
 LETTER_EXCEPTIONS_DROPPED = tuple(f"{letter}." for letter in "abcdABCD")
+# emoticons made of punctuation and digits (":3", "<3", "=3") would swallow a glued category ("BIRADS :3")
+EMOTICON = re.compile(r"[^\w\s]+\d+|\d+[^\w\s]+")
 
 
 def add_mammography_rules(nlp: Language) -> Language:
     tokenizer = nlp.tokenizer
     tokenizer.suffix_search = compile_suffix_regex(list(nlp.Defaults.suffixes) + [UPPER_FINAL_STOP]).search
     tokenizer.infix_finditer = compile_infix_regex(list(nlp.Defaults.infixes) + list(GLUED_VALUE_INFIXES)).finditer
-    tokenizer.rules = {k: v for k, v in tokenizer.rules.items() if k not in LETTER_EXCEPTIONS_DROPPED}
+    tokenizer.rules = {k: v for k, v in tokenizer.rules.items()
+                       if k not in LETTER_EXCEPTIONS_DROPPED and not EMOTICON.fullmatch(k)}
     return nlp
 
 
