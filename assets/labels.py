@@ -14,7 +14,7 @@ import pandas as pd
 from pydantic import Field
 
 from curation.parquet_io import write_frame
-from curation.tasks import TASKS
+from curation.tasks import TASKS, ConflictKind
 from label_mining.image_labels import build_image_labels
 from label_mining.pipeline import BREAST_LABELS_FILE, PROBLEMS_FILE, REPORT_MENTIONS_FILE, mine_labels
 from label_mining.schemas import IMAGE_LABELS_SCHEMA
@@ -78,6 +78,14 @@ def label_table_problems(frame: pd.DataFrame) -> list[str]:
     present = frame[~missing]
     if ((present["weight"] - (1 - present["u"])).abs() > 1e-6).any() or (present["weight"] <= 0).any():
         problems.append("a present label has weight != 1 - u or weight <= 0")
+    if "conflict_kind" in frame.columns:
+        kinds = {k.value for k in ConflictKind}
+        flagged = frame["conflict"].fillna(False).astype(bool)
+        kind = frame["conflict_kind"]
+        if (flagged & kind.isna()).any() or (~flagged & kind.notna()).any():
+            problems.append("conflict_kind must be set exactly when conflict is true")
+        if (kind.notna() & ~kind.isin(kinds)).any():
+            problems.append(f"conflict_kind outside {sorted(kinds)}")
     return problems
 
 
@@ -94,7 +102,8 @@ def label_table_problems(frame: pd.DataFrame) -> list[str]:
     ],
     check_specs=[dg.AssetCheckSpec("breast_labels_well_formed", asset="breast_labels", blocking=True,
                                    description="labels in the task vocabulary, u in [0, 1], weight 0 exactly "
-                                               "when missing and 1 - u otherwise")],
+                                               "when missing and 1 - u otherwise, conflict_kind set exactly "
+                                               "when conflict is")],
     partitions_def=batch_partitions,
 )
 def mine_batch_labels(context: dg.AssetExecutionContext, config: LabelMiningConfig, mammo: MammoHomeResource,

@@ -46,12 +46,28 @@ IMPRESSION = ["Impression: Negative mammogram. BI-RADS 1.", "Impression: Benign 
               "Impression: BI-RADS 1 right, BI-RADS 4 left.", "Assessment: BIRADS 4b left breast.",
               "Conclusion: ACR 2 bilateral.", "Impression: Suspicious mass left breast. BI-RADS 4.",
               "Impression: Highly suggestive of malignancy, BI-RADS 5 left."]
+# real report wording (issue 14.4): findings called "density", glued punctuation, all-lower-case reports
+REAL_FINDINGS = ["Findings: Focal asymmetric density in the left breast at {clock} o'clock.",
+                 "Findings: High density mass right breast, {size} mm, irregular margins.",
+                 "Findings: Increased density in the left upper outer quadrant compared with prior."]
+REAL_IMPRESSION = ["Impression: BIRADS:3, short interval follow-up.", "Impression: BI-RADS-4a left.",
+                   "Assessment: bi-rads 2 bilateral.", "Conclusion: parenchyma(ACR B). BIRADS:2"]
 RECOMMENDATION = ["Recommendation: routine screening in 1 year.", "Recommendation: ultrasound-guided biopsy.",
                   "Recommendation: diagnostic mammogram in 6 months."]
 
 
-def make_corpus(path: Path, n: int, seed: int = 7) -> int:
+def _glue(text: str) -> str:
+    """Remove the spaces real exports lose around punctuation: "parenchyma (ACR B)" -> "parenchyma(ACR B)"."""
+    return text.replace(": ", ":").replace(" (", "(").replace(", ", ",")
+
+
+def make_corpus(path: Path, n: int, seed: int = 7, wording: str = "clean") -> int:
+    """``wording="real"``: a third of the findings/impressions are finding-"density" and glued forms,
+    40 % of reports lose their spaces around punctuation, 35 % are lower-case throughout."""
     rng = random.Random(seed)
+    findings, impressions = FINDINGS, IMPRESSION
+    if wording == "real":
+        findings, impressions = FINDINGS + REAL_FINDINGS, IMPRESSION + REAL_IMPRESSION
     total_chars = 0
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
@@ -60,12 +76,17 @@ def make_corpus(path: Path, n: int, seed: int = 7) -> int:
             parts = [rng.choice(HISTORY), rng.choice(TECHNIQUE)]
             if rng.random() < 0.5:
                 parts.append(rng.choice(COMPARISON))
-            parts += [rng.choice(DENSITY), rng.choice(FINDINGS), rng.choice(IMPRESSION)]
+            parts += [rng.choice(DENSITY), rng.choice(findings), rng.choice(impressions)]
             if rng.random() < 0.3:
                 parts.append(rng.choice(RECOMMENDATION))
             text = " ".join(parts).format(size=rng.randint(3, 45), clock=rng.randint(1, 12),
                                           year=rng.randint(2005, 2024),
                                           date=f"{rng.randint(2005, 2024)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}")
+            if wording == "real":
+                if rng.random() < 0.4:
+                    text = _glue(text)
+                if rng.random() < 0.35:
+                    text = text.lower()
             total_chars += len(text)
             w.writerow([f"ACC{i:08d}", f"PID{i // 3:07d}", "2024-03-01", text, "r1",
                         rng.choice(["senior", "junior", "resident", ""])])
@@ -105,6 +126,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/out/labels"))
     ap.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--wording", choices=["clean", "real"], default="clean",
+                    help="synthetic corpus: clean phrasing, or real-report wording (glued punctuation, lower case, "
+                         "finding densities)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--corpus", type=Path, nargs="*", default=None,
                     help="existing reports.csv files (e.g. demo cohorts) to time instead of the synthetic corpus")
     args = ap.parse_args()
@@ -123,8 +148,9 @@ def main() -> None:
             w.writerows(rows)
         n_reports, chars = len(rows), sum(len(r["report_text"] or "") for r in rows)
     else:
-        n_reports, chars = args.reports, make_corpus(corpus, args.reports)
-    results = {"corpus": [str(p) for p in args.corpus] if args.corpus else "synthetic", "reports": n_reports,
+        n_reports, chars = args.reports, make_corpus(corpus, args.reports, wording=args.wording)
+    results = {"corpus": [str(p) for p in args.corpus] if args.corpus else f"synthetic ({args.wording} wording, seed 7)",
+               "reports": n_reports,
                "mean_chars_per_report": round(chars / n_reports, 1)}
     with corpus.open() as fh:
         texts = [row["report_text"] for row in csv.DictReader(fh)][:5000]
@@ -147,6 +173,8 @@ def main() -> None:
             "load_average_1min": round(os.getloadavg()[0], 2),
         }
     print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

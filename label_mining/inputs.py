@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from label_mining.csv_io import BadRows, iter_records, read_header
+from label_mining.csv_io import BadRows, iter_records, plain_records, read_header
 from label_mining.dates import read_date
 from label_mining.malignancy import RESULTS, SOURCES, PathologyRecord
 from label_mining.uncertainty_policy import UncertaintyPolicy
@@ -63,13 +63,17 @@ def report_chunks(reports_csv: str | Path, chunk_rows: int, bad: BadRows,
 
 
 def duplicated_accessions(reports_csv: str | Path) -> frozenset[str]:
-    """Accession numbers that occur more than once (double reading) among the rows that will be used.
-    Only this one column is kept in memory — the price of merging readers while streaming the rest."""
+    """Accession numbers that occur more than once (double reading). Only this one column is kept in
+    memory — the price of merging readers while streaming the rest. A plain, fast pass: it may also
+    count a fragment that :func:`report_chunks` rejects, which only makes that accession wait for the
+    end of the run (merging one report gives that report's labels)."""
     names = report_columns(reports_csv, with_pathology=False)
     j = names.index("accession_number")
     seen: set[str] = set()
     twice: set[str] = set()
-    for _, fields in iter_records(reports_csv, BadRows(), text_column="report_text", id_column="accession_number"):
+    for fields in plain_records(reports_csv):
+        if j >= len(fields):
+            continue
         accession = fields[j].strip()
         if accession in seen:
             twice.add(accession)

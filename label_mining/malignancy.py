@@ -153,3 +153,24 @@ def breastbin_label(acr: LabelRecord, pathology: list[PathologyRecord], study_da
         return missing("breastbin", f"no_pathology_and_{acr.missing_reason or 'no_assessment'}")
     return missing("breastbin", f"no_pathology_and_acr_{acr.label}_not_derived", "malignancy.derived_from_acr",
                    acr.evidence)
+
+
+def unattached_pathology(pathology: dict[str, list[PathologyRecord]], attached: set[int], seen: set[str],
+                         dated: set[str], policy: UncertaintyPolicy) -> list[tuple[int, str]]:
+    """Every pathology.csv row that no examination could use, with why."""
+    mp = policy.malignancy
+    out = []
+    for patient, records in pathology.items():
+        for rec in records:
+            if rec.row in attached:
+                continue
+            if patient not in seen:
+                why = "no report of this patient in reports.csv"
+            elif patient not in dated:
+                why = "none of the patient's exams has a readable study_date"
+            elif rec.source == "follow_up" and rec.result == "benign":
+                why = f"no exam of this patient at least {mp.follow_up_months} months before this benign follow-up"
+            else:
+                why = f"no exam of this patient in the {mp.pathology_window_days} days before this {rec.source}"
+            out.append((rec.row, f"pathology_not_attached: {why}"))
+    return sorted(out)

@@ -34,7 +34,8 @@ from label_mining.inputs import (LINE, OPTIONAL_REPORT_COLUMNS, REQUIRED_REPORT_
                                  load_pathology, report_chunks, report_columns)
 from label_mining.handling import apply_handling
 from label_mining.label_record import LabelRecord
-from label_mining.malignancy import PathologyRecord, attaches, breastbin_label, withhold_if_contradicted
+from label_mining.malignancy import (PathologyRecord, attaches, breastbin_label, unattached_pathology,
+                                    withhold_if_contradicted)
 from label_mining.report_parser import ParsedReport, ReportParser
 from label_mining.schemas import (CLI_KEY, PSEUDONYMISED_KEY, REPORT_PROBLEMS_SCHEMA, breast_labels_schema,
                                   report_mentions_schema)
@@ -335,7 +336,7 @@ def mine_labels(reports_csv: str | Path | None, out_dir: str | Path, *, patholog
             _count_labels(rows, chunk_counts, u_positive)
 
         problems: list[tuple[str, int, str]] = [("pathology.csv", r, why) for r, why in path_problems]
-        problems += [("pathology.csv", r, why) for r, why in _unattached(pathology, attached, seen, dated, policy)]
+        problems += [("pathology.csv", r, why) for r, why in unattached_pathology(pathology, attached, seen, dated, policy)]
         problems += [("labels.csv", r, why) for r, why in structured.problems]
         problems += [("reports.csv", r or 0, why) for r, why in report_bad.rows]
         problems += [("reports.csv", r, why) for r, why in report_problems]
@@ -355,27 +356,6 @@ def mine_labels(reports_csv: str | Path | None, out_dir: str | Path, *, patholog
     summary.problems = dict(sorted(Counter(f"{f}:{why.split(':')[0]}" for f, _, why in problems).items()))
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def _unattached(pathology: dict[str, list[PathologyRecord]], attached: set[int], seen: set[str], dated: set[str],
-                policy: UncertaintyPolicy) -> list[tuple[int, str]]:
-    """Every pathology.csv row that no examination could use, with why."""
-    mp = policy.malignancy
-    out = []
-    for patient, records in pathology.items():
-        for rec in records:
-            if rec.row in attached:
-                continue
-            if patient not in seen:
-                why = "no report of this patient in reports.csv"
-            elif patient not in dated:
-                why = "none of the patient's exams has a readable study_date"
-            elif rec.source == "follow_up" and rec.result == "benign":
-                why = f"no exam of this patient at least {mp.follow_up_months} months before this benign follow-up"
-            else:
-                why = f"no exam of this patient in the {mp.pathology_window_days} days before this {rec.source}"
-            out.append((rec.row, f"pathology_not_attached: {why}"))
-    return sorted(out)
 
 
 def _label_table(cols: dict[str, list], key_column: str) -> pa.Table:

@@ -17,20 +17,41 @@ from __future__ import annotations
 import bisect
 import re
 
-_GLUED = re.compile(
-    r"(?<=[^\s(\[])(?=[(\[])"                    # word(ACR B)       -> word (ACR B)
-    r"|(?<=[)\]])(?=[A-Za-z0-9(\[])"             # (ACR B)Impression -> (ACR B) Impression
-    r"|(?<=[A-Za-z\s)]:)(?=[A-Za-z0-9(])"       # BIRADS:3, BIRADS :3, density:B (not 10:30, not http://)
-    r"|(?<=[;,])(?=[A-Za-z(])"                   # breast,BI-RADS    -> breast, BI-RADS
-    r"|(?<=\d,)(?=\d)(?!\d{3}(?!\d))"            # 3,4b -> 3, 4b (not 1,000)
-    r"|(?<=[A-Za-z0-9)\]\s]\.)(?<![^A-Za-z0-9][e-zE-Z]\.)(?<!^[e-zE-Z]\.)(?=[A-Za-z(])(?![A-Za-z]\.)"
-    # B.Increased, parenchyma.(ACR C) -> B. Increased; not e.g. / i.e. (a lone letter a-d is a density grade)
-)
+# candidates start at the punctuation itself (the regex engine skips ahead to them in C); what must
+# come before it is checked in Python for the few candidates of a report
+_CANDIDATE = re.compile(r"[(\[]|[)\]](?=[A-Za-z0-9(\[])|:(?=[A-Za-z0-9(])|[;,](?=[A-Za-z(])"
+                        r"|,(?=\d)(?!\d{3}(?!\d))|\.(?=[A-Za-z(])(?![A-Za-z]\.)")
+_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_ALNUM = _LETTERS | frozenset("0123456789")
+
+
+def _cut(text: str, m: re.Match) -> int | None:
+    """Where to insert a space for candidate ``m``, or None."""
+    p, c = m.start(), m.group(0)
+    prev = text[p - 1] if p else ""
+    if c in "([":                                   # word(ACR B) -> word (ACR B)
+        return p if prev and not prev.isspace() and prev not in "([" else None
+    if c in ")]" or c == ";":                       # (ACR B)Impression, a;b
+        return p + 1
+    if c == ":":                                    # BIRADS:3, BIRADS :3, density:B — not 10:30, not http://
+        return p + 1 if prev in _LETTERS or prev.isspace() or prev == ")" else None
+    if c == ",":                                    # breast,BI-RADS; 3,4b (not 1,000)
+        return p + 1
+    # ".": B.Increased, parenchyma.(ACR C), (ACR B).Focal — not e.g. / i.e. (a lone a-d is a density grade)
+    if not (prev in _ALNUM or prev in ")]" or prev.isspace()):
+        return None
+    if prev in _LETTERS and prev.lower() not in "abcd" and (p < 2 or text[p - 2] not in _ALNUM):
+        return None
+    return p + 1
 
 
 def space_punctuation(text: str) -> tuple[str, list[int]]:
     """``(spaced text, sorted offsets of the inserted spaces in it)``; ``(text, [])`` when nothing is glued."""
-    cuts = [m.start() for m in _GLUED.finditer(text)]
+    cuts = []
+    for m in _CANDIDATE.finditer(text):
+        at = _cut(text, m)
+        if at is not None and (not cuts or cuts[-1] != at):
+            cuts.append(at)
     if not cuts:
         return text, []
     parts, pos = [], 0
