@@ -28,45 +28,7 @@ from curation.dicom_tags import resolve_laterality, resolve_view
 from curation.home import cohort_of_batch
 from curation.parquet_io import write_frame
 from curation.pseudonym import pseudonymise
-
-CATALOG_SCHEMA = pa.schema([
-    ("image_key", pa.string()),
-    ("batch", pa.string()),
-    ("cohort", pa.string()),
-    ("patient_pid", pa.string()),
-    ("accession_key", pa.string()),
-    ("study_key", pa.string()),
-    ("series_key", pa.string()),
-    ("breast_key", pa.string()),
-    ("laterality", pa.string()),
-    ("laterality_source", pa.string()),
-    ("laterality_conflict", pa.bool_()),
-    ("view", pa.string()),
-    ("view_source", pa.string()),
-    ("view_conflict", pa.bool_()),
-    ("manufacturer", pa.string()),
-    ("model", pa.string()),
-    ("rows", pa.int32()),
-    ("cols", pa.int32()),
-    ("bits_stored", pa.int16()),
-    ("photometric_interpretation", pa.string()),
-    ("transfer_syntax", pa.string()),
-    ("presentation_intent", pa.string()),
-    ("sop_class", pa.string()),
-    ("study_date", pa.string()),
-    ("path", pa.string()),
-    ("sha256", pa.string()),
-    ("size_bytes", pa.int64()),
-])
-
-QUARANTINE_SCHEMA = pa.schema([
-    ("batch", pa.string()),
-    ("path", pa.string()),
-    ("stage", pa.string()),
-    ("reason_code", pa.string()),
-    ("message", pa.string()),
-    ("sha256", pa.string()),
-])
+from curation.schemas import CATALOG_SCHEMA, QUARANTINE_SCHEMA
 
 # Reason codes a data engineer can filter on; the message says what to do about it.
 REASONS = {

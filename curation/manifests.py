@@ -29,10 +29,12 @@ import pyarrow.parquet as pq
 
 from curation.home import MammoHome
 from curation.parquet_io import write_arrow, write_frame
+from curation.schemas import (DATASET_CARD_SCHEMA, EXCLUDED_SCHEMA, MANIFEST_PARTITION_COLUMNS, MANIFEST_SCHEMA,
+                              MANIFEST_SCHEMA_VERSION)
 from curation.split import SplitConfig, split_images
 from curation.tasks import LABEL_TASKS, TASKS
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = MANIFEST_SCHEMA_VERSION
 # cohort roles: hmi is split into train/(val)/test, inb is an external test set only (the
 # paper never trains on INBreast), vtb is the fine-tuning cohort
 DEFAULT_COHORT_ROLES: dict[str, str] = {"hmi": "split", "inb": "test", "vtb": "finetune"}
@@ -40,31 +42,9 @@ ROLES = ("split", "test", "finetune")
 UNKNOWN = "unknown"
 
 
-def _task_fields(task: str) -> list[pa.Field]:
-    label_type = pa.int8() if isinstance(TASKS[task][0], int) else pa.string()
-    return [pa.field(task, label_type), pa.field(f"{task}_u", pa.float64(), nullable=False),
-            pa.field(f"{task}_weight", pa.float64(), nullable=False), pa.field(f"{task}_source", pa.string())]
-
-
-MANIFEST_SCHEMA = pa.schema(
-    [pa.field("image_key", pa.string(), nullable=False),
-     pa.field("breast_key", pa.string(), nullable=False),
-     pa.field("patient_pid", pa.string(), nullable=False),
-     pa.field("cache_path", pa.string(), nullable=False),
-     pa.field("height", pa.int32(), nullable=False),
-     pa.field("width", pa.int32(), nullable=False)]
-    + [f for t in LABEL_TASKS for f in _task_fields(t)]
-    + [pa.field("vendor", pa.string(), nullable=False),
-       pa.field("density_stratum", pa.string(), nullable=False),
-       pa.field("view_stratum", pa.string(), nullable=False),
-       pa.field("schema_version", pa.string(), nullable=False)],
-    metadata={"mammo_mtl.manifest.schema_version": SCHEMA_VERSION},
-)
 MANIFEST_COLUMNS = tuple(MANIFEST_SCHEMA.names)
-PARTITION_COLUMNS = ("cohort", "split")
+PARTITION_COLUMNS = MANIFEST_PARTITION_COLUMNS
 
-EXCLUDED_SCHEMA = pa.schema([("image_key", pa.string()), ("batch", pa.string()), ("cohort", pa.string()),
-                             ("reason", pa.string()), ("message", pa.string())])
 EXCLUSION_REASONS = {
     "preprocess_quarantined": "Preprocessing rejected the image; see cache/<batch>/quarantine.parquet.",
     "not_preprocessed": "No cached image for this catalogued image; materialise preprocessed_images for its batch.",
@@ -304,11 +284,7 @@ def dataset_card(rows: pd.DataFrame) -> pd.DataFrame:
         records.append((cohort, split, "total", "images", len(part)))
         records.append((cohort, split, "total", "breasts", int(part["breast_key"].nunique())))
         records.append((cohort, split, "total", "patients", int(part["patient_pid"].nunique())))
-    return pd.DataFrame(records, columns=["cohort", "split", "task", "class", "n"])
-
-
-DATASET_CARD_SCHEMA = pa.schema([("cohort", pa.string()), ("split", pa.string()), ("task", pa.string()),
-                                 ("class", pa.string()), ("n", pa.int64())])
+    return pd.DataFrame(records, columns=DATASET_CARD_SCHEMA.names)
 
 
 def card_markdown(card: pd.DataFrame) -> str:

@@ -16,14 +16,13 @@ from __future__ import annotations
 import pandas as pd
 
 from curation.pseudonym import pseudonymise
-from curation.tasks import ConflictKind
+from curation.tasks import BREAST_TASKS, ConflictKind
 from label_mining.adjudication import apply_adjudications
 from label_mining.label_record import LabelRecord
 from label_mining.schemas import IMAGE_LABELS_SCHEMA
 from label_mining.uncertainty_policy import UncertaintyPolicy, combine
 from label_mining.view_labels import view_label
 
-BREAST_TASKS = ("breastbin", "acr", "density")
 _CARRIED = ["label", "u", "weight", "source", "rule_id", "evidence", "conflict", "conflict_kind", "policy_version",
             "label_detail", "missing_reason"]
 CATALOG_COLUMNS = ("image_key", "breast_key", "accession_key", "patient_pid", "laterality", "view", "view_source",

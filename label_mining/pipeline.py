@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.pseudonym import pseudonymise
-from curation.tasks import ConflictKind
+from curation.tasks import BREAST_TASKS, ConflictKind
 from label_mining.aggregate import SIDES, merge_readers, report_labels
 from curation.parquet_io import atomic_path
 from label_mining.csv_io import BadRows
@@ -42,8 +42,6 @@ from label_mining.schemas import (CLI_KEY, PSEUDONYMISED_KEY, REPORT_PROBLEMS_SC
 from label_mining.scrub import scrub
 from label_mining.structured_labels import StructuredLabels, load_structured_labels, merge_structured
 from label_mining.uncertainty_policy import UncertaintyPolicy, load_policy
-
-BREAST_TASKS = ("breastbin", "acr", "density")
 
 BREAST_LABELS_FILE = "breast_labels.parquet"
 REPORT_MENTIONS_FILE = "report_mentions.parquet"

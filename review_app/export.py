@@ -11,26 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from curation.parquet_io import write_frame
+from curation.schemas import ADJUDICATIONS_SCHEMA
 from review_app.storage import Decision
 
-ADJUDICATIONS_SCHEMA = pa.schema([
-    ("decision_id", pa.string()),
-    ("target_level", pa.string()),
-    ("target_key", pa.string()),
-    ("task", pa.string()),
-    ("decision", pa.string()),
-    ("label", pa.string()),
-    ("annotator", pa.string()),
-    ("decided_at", pa.timestamp("us", tz="UTC")),
-    ("previous_label", pa.string()),
-    ("previous_u", pa.float64()),
-    ("app_version", pa.string()),
-])
 ADJUDICATION_COLUMNS = ADJUDICATIONS_SCHEMA.names
 
 

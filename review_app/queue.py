@@ -44,10 +44,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from curation.tasks import LABEL_TASKS, TASKS
+from curation.schemas import REVIEW_QUEUE_SCHEMA
+from curation.tasks import BREAST_TASKS, IMAGE_TASKS, LABEL_TASKS, TASKS
 
 REASON_TIER: dict[str, int] = {
     "report_vs_pathology": 0,
+    "unattached_pathology": 0,
     "two_readers": 1,
     "report_vs_dicom_tag": 1,
     "dicom_tag_conflict": 1,
@@ -56,8 +58,6 @@ REASON_TIER: dict[str, int] = {
     "model_disagreement": 2,
     "high_uncertainty": 3,
 }
-BREAST_TASKS = ("breastbin", "acr", "density")
-IMAGE_TASKS = ("view",)
 REVIEW_SOURCE = "review"
 PATHOLOGY_SOURCES = ("biopsy", "surgery", "follow_up", "pathology")
 # report_mentions.type that can carry each task's evidence (label_mining/schemas.py)
@@ -65,30 +65,7 @@ MENTION_TYPES = {"acr": ("assessment",), "breastbin": ("pathology", "assessment"
 _TASK_ORDER = {t: i for i, t in enumerate(LABEL_TASKS)}
 _VIEW_ORDER = {"CC": 0, "MLO": 1, "ML": 2}
 
-QUEUE_SCHEMA = pa.schema([
-    ("priority", pa.int32()),
-    ("item_key", pa.string()),
-    ("target_level", pa.string()),
-    ("target_key", pa.string()),
-    ("task", pa.string()),
-    ("batch", pa.string()),
-    ("breast_key", pa.string()),
-    ("accession_key", pa.string()),
-    ("label", pa.string()),
-    ("u", pa.float64()),
-    ("source", pa.string()),
-    ("rule_id", pa.string()),
-    ("evidence", pa.string()),
-    ("span_start", pa.int64()),
-    ("span_end", pa.int64()),
-    ("report_row", pa.int64()),
-    ("related_spans", pa.string()),
-    ("reasons", pa.string()),
-    ("tier", pa.int8()),
-    ("model_label", pa.string()),
-    ("model_p_label", pa.float64()),
-    ("images_json", pa.string()),
-])
+QUEUE_SCHEMA = REVIEW_QUEUE_SCHEMA
 QUEUE_COLUMNS = QUEUE_SCHEMA.names
 
 _LABEL_COLUMNS = ("task", "label", "u", "source", "rule_id", "evidence", "conflict", "batch")
@@ -119,26 +96,44 @@ def item_key(target_level: str, target_key: str, task: str) -> str:
     return f"{target_level}|{target_key}|{task}"
 
 
-def conflict_kind(rule_id: object, source: object, explicit: object = None) -> str:
-    """Name the kind of a flagged conflict from the label row's provenance.
+# ConflictKind (curation/tasks.py, written by the label miner) -> queue reason
+KIND_REASON: dict[str, str] = {
+    ConflictKind.REPORT_VS_PATHOLOGY: "report_vs_pathology",
+    ConflictKind.UNATTACHED_PATHOLOGY: "unattached_pathology",
+    ConflictKind.TWO_READERS: "two_readers",
+    ConflictKind.REPORT_VS_DICOM_TAG: "report_vs_dicom_tag",
+    ConflictKind.DICOM_TAG_CONFLICT: "dicom_tag_conflict",
+    ConflictKind.TABLE_VS_REPORT: "label_conflict",
+    ConflictKind.ADDENDUM_REVISION: "label_conflict",
+    ConflictKind.CONFLICTING_STATEMENTS: "label_conflict",
+    ConflictKind.OTHER: "label_conflict",
+}
+if set(KIND_REASON) != set(ConflictKind):  # a new conflict kind must get a tier
+    raise RuntimeError(f"KIND_REASON misses conflict kinds {set(ConflictKind) - set(KIND_REASON)}")
 
-    The label miner marks how a conflict arose in the rule id (``…+readers_disagree``,
-    ``…+table_disagrees``) and the source (``biopsy``/``surgery``/``follow_up`` for pathology,
-    ``dicom_tag`` for view tags); an explicit ``conflict_kind`` column wins when present.
+
+def conflict_reason(kind: object) -> str:
+    """The queue reason of a flagged row's ``conflict_kind``; an unknown value is refused, not guessed."""
+    if isinstance(kind, str) and kind in KIND_REASON:
+        return KIND_REASON[kind]
+    if _is_missing(kind):
+        return "label_conflict"  # conflict flagged without a kind: reviewed, at the generic tier
+    raise ValueError(f"conflict_kind {kind!r} is not a curation.tasks.ConflictKind value "
+                     f"({sorted(k.value for k in ConflictKind)})")
+
+
+def legacy_conflict_reason(rule_id: object, source: object) -> str:
+    """Fallback for label tables written before ``conflict_kind`` existed: the old rule-id reading.
+
+    Used only when the table has no ``conflict_kind`` column, and announced in the queue notes.
     """
-    if isinstance(explicit, str) and explicit in REASON_TIER:
-        return explicit
     rule = rule_id.lower() if isinstance(rule_id, str) else ""
     src = source.lower() if isinstance(source, str) else ""
-    if "readers_disagree" in rule or "two_readers" in rule:
+    if "readers_disagree" in rule:
         return "two_readers"
-    if "table_disagrees" in rule or "report_disagrees" in rule:
-        return "label_conflict"  # structured labels.csv vs the report
-    if src in PATHOLOGY_SOURCES or any(p in rule for p in ("patholog", "biopsy", "surgery", "follow_up")):
+    if src in PATHOLOGY_SOURCES:
         return "report_vs_pathology"
-    if "report_vs_tag" in rule or "tag_disagrees" in rule:
-        return "report_vs_dicom_tag"
-    if src == "dicom_tag" or rule.startswith("view."):
+    if src == "dicom_tag":
         return "dicom_tag_conflict"
     return "label_conflict"
 
@@ -276,6 +271,8 @@ def build_queue(breast_labels: pd.DataFrame, image_labels: pd.DataFrame, *,
     """
     _require(breast_labels, "breast_labels", ["breast_key", "accession_key", *_LABEL_COLUMNS])
     _require(image_labels, "image_labels", ["image_key", "breast_key", *_LABEL_COLUMNS])
+    # tables written before conflict_kind existed fall back to the rule-id reading (see docs)
+    has_kind = {"breast": "conflict_kind" in breast_labels.columns, "image": "conflict_kind" in image_labels.columns}
     images = _image_table(image_labels, catalog, index)
     images_of_breast = {k: g for k, g in images.groupby("breast_key", sort=False)}
     image_row = images.set_index("image_key", drop=False)
@@ -318,7 +315,8 @@ def build_queue(breast_labels: pd.DataFrame, image_labels: pd.DataFrame, *,
         conflict = bool(row.conflict) if not _is_missing(row.conflict) else False
         reasons = set()
         if conflict:
-            reasons.add(conflict_kind(row.rule_id, row.source, getattr(row, "conflict_kind", None)))
+            reasons.add(conflict_reason(row.conflict_kind) if has_kind[level]
+                        else legacy_conflict_reason(row.rule_id, row.source))
         if label is None and not conflict and not config.include_missing:
             continue
         if u is not None and u >= config.u_threshold and label is not None:

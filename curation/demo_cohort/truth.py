@@ -24,52 +24,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-_BOX = pa.list_(pa.list_(pa.int32()))
+from curation.schemas import TRUTH_SCHEMA
 
-SCHEMA = pa.schema([
-    ("level", pa.string()),
-    ("patient_id", pa.string()),
-    ("accession_number", pa.string()),
-    ("laterality", pa.string()),
-    # image rows
-    ("file", pa.string()),
-    ("sop_instance_uid", pa.string()),
-    ("study_instance_uid", pa.string()),
-    ("view", pa.string()),
-    ("malignant", pa.int8()),
-    ("acr", pa.int8()),
-    ("density", pa.string()),
-    ("lesion_boxes", _BOX),
-    ("lesion_kinds", pa.list_(pa.string())),
-    ("text_boxes", _BOX),
-    ("planted_defect", pa.string()),
-    ("manufacturer", pa.string()),
-    ("presentation_intent", pa.string()),
-    ("photometric_interpretation", pa.string()),
-    ("bits_stored", pa.int8()),
-    ("transfer_syntax", pa.string()),
-    ("rows", pa.int32()),
-    ("cols", pa.int32()),
-    ("chest_wall_side", pa.string()),
-    ("tag_quirks", pa.list_(pa.string())),
-    # breast rows
-    ("report_present", pa.bool_()),
-    ("report_acr", pa.int8()),
-    ("report_density", pa.string()),
-    ("report_malignant", pa.int8()),
-    ("pathology_malignant", pa.int8()),
-    ("report_acr_missing", pa.bool_()),
-    ("report_density_missing", pa.bool_()),
-    ("report_density_range", pa.bool_()),
-    ("report_revised_by_addendum", pa.bool_()),
-    ("report_hedged", pa.bool_()),
-    ("report_style", pa.string()),
-    ("reader_level", pa.string()),
-    ("n_findings", pa.int8()),
-    ("second_reader_acr", pa.int8()),
-    ("second_reader_level", pa.string()),
-    ("readers_disagree", pa.bool_()),
-])
+SCHEMA = TRUTH_SCHEMA
 
 
 def write_truth(rows: list[dict], path: Path) -> None:

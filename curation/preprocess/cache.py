@@ -30,37 +30,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-INDEX_SCHEMA = pa.schema([
-    ("image_key", pa.string()),
-    ("source_path", pa.string()),        # relative to the DICOM folder (CLI) or batch folder (asset)
-    ("cache_path", pa.string()),         # relative to the cache root
-    ("height", pa.int32()),
-    ("width", pa.int32()),               # padded width, a multiple of pad_multiple
-    ("content_width", pa.int32()),       # width before padding
-    ("crop_x0", pa.int32()), ("crop_y0", pa.int32()),   # original pixels, before any flip,
-    ("crop_x1", pa.int32()), ("crop_y1", pa.int32()),   # x1/y1 exclusive
-    ("flipped", pa.bool_()),
-    ("orientation_disagreement", pa.bool_()),
-    ("laterality_tag", pa.string()),     # L/R from catalogue/header, null if absent
-    ("laterality_pixels", pa.string()),  # L/R from where the tissue is, null if undecided
-    ("voi_source", pa.string()),
-    ("background_level", pa.float32()),
-    ("breast_fraction", pa.float32()),
-    ("n_objects", pa.int32()),           # objects above threshold; > 1 means something was removed
-    ("config_hash", pa.string()),
-    ("sha256", pa.string()),
-])
+from curation.schemas import CACHE_INDEX_SCHEMA, CACHE_QUARANTINE_SCHEMA
+
+INDEX_SCHEMA = CACHE_INDEX_SCHEMA
 INDEX_COLUMNS = INDEX_SCHEMA.names
 
-QUARANTINE_SCHEMA = pa.schema([
-    ("batch", pa.string()),
-    ("image_key", pa.string()),
-    ("path", pa.string()),
-    ("stage", pa.string()),
-    ("reason_code", pa.string()),
-    ("message", pa.string()),
-    ("sha256", pa.string()),
-])
+QUARANTINE_SCHEMA = CACHE_QUARANTINE_SCHEMA
 QUARANTINE_COLUMNS = QUARANTINE_SCHEMA.names
 
 # fields kept in the sidecar (everything in the index that depends only on content + config)
