@@ -113,22 +113,11 @@ def _looks_like_record(line: str, n_fields: int, id_index: int) -> bool:
     return bool(ident) and len(ident) <= _ID_MAX_CHARS and not any(ch.isspace() for ch in ident)
 
 
-class _Lines:
-    """Physical lines of a file, remembering where the current record started."""
-
-    def __init__(self, fh):
-        self._it = iter(fh)
-        self.number = 0       # lines read so far
-        self.buffer: list[str] = []
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> str:
-        line = next(self._it)
-        self.number += 1
-        self.buffer.append(line)
-        return line
+def _remembered(fh, buffer: list[str]):
+    """The file's lines, each also appended to ``buffer`` (the caller empties it per record)."""
+    for line in fh:
+        buffer.append(line)
+        yield line
 
 
 def iter_records(path: str | Path, bad_rows: BadRows, text_column: str | None = None,
@@ -142,38 +131,38 @@ def iter_records(path: str | Path, bad_rows: BadRows, text_column: str | None = 
     text_i = names.index(text_column) if text_column in names else -1
     id_i = names.index(id_column) if id_column in names else 0
     with _open(path) as fh:
-        lines = _Lines(fh)
-        reader = csv.reader(lines)
+        buffer: list[str] = []
+        reader = csv.reader(_remembered(fh, buffer))
         next(reader)                            # header (validated above)
         while True:
-            lines.buffer = []
+            buffer.clear()
             try:
                 fields = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:            # e.g. a NUL byte
-                bad_rows.add(lines.number, f"unreadable_csv_row: {exc}")
+                bad_rows.add(reader.line_num, f"unreadable_csv_row: {exc}")
                 continue
-            first = lines.number - len(lines.buffer) + 1
-            raw = "".join(lines.buffer)
+            last = reader.line_num              # physical lines read so far
+            first = last - len(buffer) + 1
+            raw = buffer[0] if len(buffer) == 1 else "".join(buffer)
             if not fields or (len(fields) == 1 and not fields[0].strip() and n > 1):
                 continue                        # blank line
             why = quoting_problem(raw) if '"' in raw else None
             if why is None and len(fields) != n:
                 why = f"expected {n} fields, got {len(fields)}"
-            if why is None and len(lines.buffer) > 1:
-                if any(("\n" in f or "\r" in f) for j, f in enumerate(fields) if j != text_i):
-                    why = "line_break_outside_the_text_column"
             swallowed = []
-            if len(lines.buffer) > 1:
-                swallowed = [first + k for k, line in enumerate(lines.buffer[1:], start=1)
+            if len(buffer) > 1:
+                if why is None and any(("\n" in f or "\r" in f) for j, f in enumerate(fields) if j != text_i):
+                    why = "line_break_outside_the_text_column"
+                swallowed = [first + k for k, line in enumerate(buffer[1:], start=1)
                              if _looks_like_record(line, n, id_i)]
                 if swallowed and why is None:
                     why = "quoted_text_holds_lines_that_read_as_records"
             if why is None:
                 yield first, fields
                 continue
-            span = f"line {first}" if len(lines.buffer) == 1 else f"lines {first}-{lines.number}"
+            span = f"line {first}" if len(buffer) == 1 else f"lines {first}-{last}"
             bad_rows.add(first, f"malformed_csv_row: {why} ({span}); record skipped")
             for line_no in swallowed:
                 bad_rows.add(line_no, f"malformed_csv_row: row inside a record with {why} (line {line_no}); "

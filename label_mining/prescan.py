@@ -47,6 +47,14 @@ class Prescan:
         self.strong = _hits(lowered, STRONG_STEMS)
         self.descriptive = _hits(lowered, DESCRIPTIVE_STEMS)
 
+    def shift(self, inserted: list[int]) -> "Prescan":
+        """The same hits in a text with spaces inserted at ``inserted`` (offsets in the new text,
+        :func:`label_mining.spacing.space_punctuation`) — no second scan."""
+        cuts = [p - k for k, p in enumerate(inserted)]    # where each space went, in original offsets
+        self.strong = [h + bisect.bisect_right(cuts, h) for h in self.strong]
+        self.descriptive = [h + bisect.bisect_right(cuts, h) for h in self.descriptive]
+        return self
+
     @staticmethod
     def _any_in(hits: list[int], start: int, end: int) -> bool:
         i = bisect.bisect_left(hits, start)

@@ -135,19 +135,21 @@ class ReportParser:
         candidates: list[_Candidate] = []
         for idx, raw in enumerate(texts):
             clean = clean_report_text(raw, self.policy.max_chars)
-            spaced, added = space_punctuation(clean.text) if not clean.reason else (clean.text, [])
             originals.append(clean.text)
-            cleaned.append(spaced)
-            inserted.append(added)
             parsed = ParsedReport(clean.reason, clean.notes)
             results.append(parsed)
-            if clean.reason:
+            scan = None if clean.reason else Prescan(clean.text)
+            if scan is None or (not scan.strong and not scan.descriptive):
+                cleaned.append(clean.text)
+                inserted.append([])
+                if scan is not None:
+                    parsed.reason = "no_label_statements"
                 continue
-            text = spaced
-            scan = Prescan(text)
-            if not scan.strong and not scan.descriptive:
-                parsed.reason = "no_label_statements"
-                continue
+            text, added = space_punctuation(clean.text)
+            cleaned.append(text)
+            inserted.append(added)
+            if added:
+                scan = scan.shift(added)      # keyword offsets in the spaced text
             kept = 0
             for section in split_sections(text):
                 if section.name != "composition" and not scan.any_in(section.start, section.end):

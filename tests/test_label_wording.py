@@ -110,3 +110,18 @@ def test_spaces_around_punctuation_never_change_a_label(text, seed):
 @given(REPORTS, st.sampled_from([str.lower, str.upper, str.title, str.swapcase]))
 def test_letter_case_never_changes_a_label(text, case):
     assert mined(case(text)) == mined(text), case(text)
+
+
+@SETTINGS
+@given(st.text(alphabet="abcdirstACRB(),.:; 0123456789-", max_size=120))
+def test_spacing_only_adds_spaces_and_keyword_offsets_follow_it(text):
+    from label_mining.prescan import Prescan
+    from label_mining.spacing import original_offset, space_punctuation
+
+    spaced, inserted = space_punctuation(text)
+    assert spaced.replace(" ", "") == text.replace(" ", "") and len(spaced) == len(text) + len(inserted)
+    assert all(spaced[i] == " " for i in inserted)
+    shifted, direct = Prescan(text).shift(inserted), Prescan(spaced)
+    assert (shifted.strong, shifted.descriptive) == (direct.strong, direct.descriptive)
+    kept = [i for i in range(len(spaced)) if i not in set(inserted)]
+    assert [original_offset(i, inserted) for i in kept] == list(range(len(text)))
