@@ -25,6 +25,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from curation.dicom_tags import resolve_laterality, resolve_view
+from curation.view_types import classify_view_type
 from curation.home import cohort_of_batch
 from curation.parquet_io import write_frame
 from curation.pseudonym import pseudonymise
@@ -41,6 +42,7 @@ REASONS = {
     "missing_uid": "SOPInstanceUID missing; the image cannot be identified or de-duplicated.",
     "duplicate_sop_instance": "Same SOPInstanceUID as an earlier file in this batch; the earlier file is kept.",
     "laterality_unknown": "No ImageLaterality/Laterality and none inferable from descriptions; fix the header at the source.",
+    "non_screening_view": "Not a screening projection (the policy in curation/view_types.yaml quarantines this kind).",
     "multi_frame": "Multi-frame object (tomosynthesis?); only 2D projection mammograms are curated.",
 }
 
@@ -149,6 +151,9 @@ def catalog_file(path: Path, batch_root: Path, batch: str, key: bytes) -> dict:
         if lat.value is None:
             raise _Reject("laterality_unknown")
         view = resolve_view(ds)
+        view_type = classify_view_type(ds)  # spot/mag/biopsy/specimen/ID/synthetic/raw: curation/view_types.yaml
+        if view_type.action == "quarantine":
+            raise _Reject("non_screening_view", view_type.reason)
         sop_class = str(ds.get("SOPClassUID", "") or "")
         intent = str(ds.get("PresentationIntentType", "") or "").strip().upper() or MG_SOP_CLASSES.get(sop_class, "")
         accession_key = pseudonymise(str(ds.get("AccessionNumber", "") or ""), "accession", key)
@@ -168,6 +173,7 @@ def catalog_file(path: Path, batch_root: Path, batch: str, key: bytes) -> dict:
             "view": view.value,
             "view_source": view.source,
             "view_conflict": view.conflict,
+            "view_type": view_type.kind,
             "manufacturer": str(ds.get("Manufacturer", "") or "").strip() or None,
             "model": str(ds.get("ManufacturerModelName", "") or "").strip() or None,
             "rows": int(ds.get("Rows", 0) or 0),

@@ -15,7 +15,7 @@ cache quarantine         ``cache/<batch>/quarantine.parquet``             :data:
 report mentions          ``labels/<batch>/report_mentions.parquet``       :data:`REPORT_MENTIONS_SCHEMA`
 breast labels            ``labels/<batch>/breast_labels.parquet``         :data:`BREAST_LABELS_SCHEMA`
 image labels             ``labels/<batch>/image_labels.parquet``          :data:`IMAGE_LABELS_SCHEMA`
-report problems          ``labels/<batch>/report_problems.parquet``       :data:`REPORT_PROBLEMS_SCHEMA`
+report problems          ``labels/<batch>/label_problems.parquet``        :data:`REPORT_PROBLEMS_SCHEMA`
 review queue             ``labels/review_queue.parquet``                  :data:`REVIEW_QUEUE_SCHEMA`
 adjudications            ``labels/adjudications.parquet``                 :data:`ADJUDICATIONS_SCHEMA`
 manifests                ``manifests/cohort=<c>/split=<s>/part-0.parquet``  :data:`MANIFEST_SCHEMA`
@@ -58,6 +58,7 @@ CATALOG_SCHEMA = pa.schema([
     ("view", pa.string()),
     ("view_source", pa.string()),
     ("view_conflict", pa.bool_()),
+    ("view_type", pa.string()),          # "screening" or a kept non-screening kind (curation/view_types.py)
     ("manufacturer", pa.string()),
     ("model", pa.string()),
     ("rows", pa.int32()),
