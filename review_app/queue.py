@@ -45,7 +45,7 @@ import pandas as pd
 import pyarrow as pa
 
 from curation.schemas import REVIEW_QUEUE_SCHEMA
-from curation.tasks import BREAST_TASKS, IMAGE_TASKS, LABEL_TASKS, TASKS
+from curation.tasks import BREAST_TASKS, IMAGE_TASKS, LABEL_TASKS, TASKS, ConflictKind
 
 REASON_TIER: dict[str, int] = {
     "report_vs_pathology": 0,
@@ -99,6 +99,7 @@ def item_key(target_level: str, target_key: str, task: str) -> str:
 # ConflictKind (curation/tasks.py, written by the label miner) -> queue reason
 KIND_REASON: dict[str, str] = {
     ConflictKind.REPORT_VS_PATHOLOGY: "report_vs_pathology",
+    ConflictKind.TABLE_VS_PATHOLOGY: "report_vs_pathology",   # labels.csv vs tissue: pathology tier
     ConflictKind.UNATTACHED_PATHOLOGY: "unattached_pathology",
     ConflictKind.TWO_READERS: "two_readers",
     ConflictKind.REPORT_VS_DICOM_TAG: "report_vs_dicom_tag",

@@ -48,6 +48,7 @@ TASK_TITLES = {"breastbin": "Malignancy", "acr": "ACR / BI-RADS category", "dens
                "view": "View position"}
 REASON_TEXT = {
     "report_vs_pathology": "pathology disagrees with the report",
+    "unattached_pathology": "pathology could not be attached to an exam",
     "two_readers": "two readers disagree",
     "report_vs_dicom_tag": "report disagrees with a DICOM tag",
     "dicom_tag_conflict": "DICOM tags disagree",

@@ -7,7 +7,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from review_app.queue import QUEUE_COLUMNS, QueueConfig, build_queue, conflict_kind, to_arrow
+from curation.tasks import ConflictKind
+from review_app.queue import (KIND_REASON, QUEUE_COLUMNS, QueueConfig, build_queue, conflict_reason,
+                              legacy_conflict_reason, to_arrow)
 
 
 def breast(key, task, label, u, *, source="report", rule_id="report.rule", conflict=False, evidence=None):
@@ -166,18 +168,35 @@ def test_max_items_keeps_the_highest_priorities():
     assert keys(build_queue(b, i, config=QueueConfig(max_items=2))) == ["breast|A-4:L|acr", "breast|A-3:L|acr"]
 
 
-@pytest.mark.parametrize("rule_id, source, explicit, kind", [
-    ("malignancy.biopsy_benign", "biopsy", None, "report_vs_pathology"),
-    ("malignancy.follow_up_malignant", "follow_up", None, "report_vs_pathology"),
-    ("birads.explicit+readers_disagree", "report", None, "two_readers"),
-    ("table.acr+report_disagrees", "labels_csv", None, "label_conflict"),
-    ("view.ViewPosition", "dicom_tag", None, "dicom_tag_conflict"),
-    ("density.report_vs_tag", "report", None, "report_vs_dicom_tag"),
-    ("birads.explicit", "report", None, "label_conflict"),
-    ("anything", "report", "two_readers", "two_readers"),
+@pytest.mark.parametrize("kind, reason", [
+    ("report_vs_pathology", "report_vs_pathology"), ("table_vs_pathology", "report_vs_pathology"),
+    ("unattached_pathology", "unattached_pathology"),
+    ("two_readers", "two_readers"), ("report_vs_dicom_tag", "report_vs_dicom_tag"),
+    ("dicom_tag_conflict", "dicom_tag_conflict"), ("table_vs_report", "label_conflict"),
+    ("addendum_revision", "label_conflict"), ("conflicting_statements", "label_conflict"), ("other", "label_conflict"),
 ])
-def test_conflict_kind_is_read_from_provenance(rule_id, source, explicit, kind):
-    assert conflict_kind(rule_id, source, explicit) == kind
+def test_every_conflict_kind_maps_to_its_reason(kind, reason):
+    assert conflict_reason(kind) == reason and set(KIND_REASON) == set(ConflictKind)
+
+
+def test_the_queue_reads_conflict_kind_not_the_rule_id():
+    row = breast("A-1:L", "acr", "3", 0.1) | {"conflict": True, "conflict_kind": "two_readers",
+                                               "rule_id": "malignancy.biopsy_benign", "source": "biopsy"}
+    b, i = pd.DataFrame([row]), frames([])[1]
+    assert build_queue(b, i)["reasons"].tolist() == ["two_readers"]
+
+
+def test_an_unknown_conflict_kind_is_refused_by_name():
+    with pytest.raises(ValueError, match="'readers' is not a curation.tasks.ConflictKind"):
+        conflict_reason("readers")
+
+
+def test_tables_without_conflict_kind_fall_back_to_the_rule_id_reading():
+    row = breast("A-1:L", "breastbin", "0", 0.1) | {"conflict": True, "source": "biopsy"}
+    b, i = frames([row])
+    assert "conflict_kind" not in b.columns
+    assert build_queue(b, i)["reasons"].tolist() == ["report_vs_pathology"]
+    assert legacy_conflict_reason("birads.explicit+readers_disagree", "report") == "two_readers"
 
 
 @pytest.mark.parametrize("field, kwargs", [("u_threshold", {"u_threshold": 1.5}),
