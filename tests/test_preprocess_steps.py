@@ -247,3 +247,45 @@ def test_a_bad_config_field_fails_fast_and_names_the_field():
         PreprocessConfig(height=0)
     with pytest.raises(ValidationError, match="heigth"):
         PreprocessConfig(heigth=256)
+
+
+# --- a breast that fills the detector (no background on one or every side) --------------------------
+def _filling_pixels(rows=256, cols=200, seed=0, background_cols=0, paddle_corner=False):
+    import cv2
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    texture = cv2.GaussianBlur(rng.normal(0, 1, (rows, cols)), (0, 0), 8) * 2000
+    px = 1500 + 900 * (1 - xx / cols) + texture + rng.normal(0, 40, (rows, cols))
+    if background_cols:
+        px[:, cols - background_cols:] = 60 + rng.normal(0, 10, (rows, background_cols))
+    if paddle_corner:
+        px[(xx + yy) < 40] = 3900
+    return np.clip(px, 0, 4095).astype(np.uint16)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_breast_filling_the_whole_detector_is_processed_not_rejected(seed):
+    ds = phantom_dataset(_filling_pixels(seed=seed), window=(2048, 4096))
+    res = preprocess(stored_from_dataset(ds), SMALL)
+    assert res.crop == (0, 0, 200, 256) and res.breast_fraction == 1.0
+    assert res.image.max() > 0
+
+
+def test_a_magnified_spot_view_with_a_paddle_corner_is_processed_not_no_breast():
+    ds = phantom_dataset(_filling_pixels(paddle_corner=True), window=(2048, 4096))
+    assert preprocess(stored_from_dataset(ds), SMALL).image16.shape[0] == SMALL.height
+
+
+def test_background_on_one_side_only_is_cropped_away():
+    ds = phantom_dataset(_filling_pixels(background_cols=60), window=(2048, 4096))
+    res = preprocess(stored_from_dataset(ds), SMALL)
+    assert res.crop[2] <= 200 - 60 + 8 and res.crop[0] == 0  # the 60 background columns are gone
+
+
+def test_a_flat_field_with_a_heel_effect_gradient_is_still_no_breast():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:256, 0:200]
+    px = np.clip(2000 + 400 * xx / 200 + rng.normal(0, 40, (256, 200)), 0, 4095).astype(np.uint16)
+    with pytest.raises(DecodeError) as err:
+        preprocess(stored_from_dataset(phantom_dataset(px, window=(2048, 4096))), SMALL)
+    assert err.value.reason_code == "no_breast"

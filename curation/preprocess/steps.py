@@ -212,8 +212,40 @@ def downsample(stored: np.ndarray, mask_height: int) -> tuple[np.ndarray, int]:
     return cv2.resize(rows, (ws, hs), interpolation=cv2.INTER_AREA), k
 
 
+TEXTURE_TO_NOISE = 0.6   # band-pass tissue texture / pixel noise above which the image holds structure
+MIN_TEXTURE = 1.0 / 255.0
+
+
+def texture_and_noise(small01: np.ndarray) -> tuple[float, float]:
+    """(std of a band-pass copy, std of the pixel noise), both away from the borders.
+
+    The band (difference of Gaussians at 1.5 % and 8 % of the height) holds breast texture —
+    ducts, glandular islands, fat lobules — and removes both pixel noise and the smooth
+    gradients a flat-field exposure has (heel effect); the border margin keeps the blur's edge
+    handling out of the statistics."""
+    s = small01.astype(np.float32)
+    a, b = max(1.0, 0.015 * s.shape[0]), max(3.0, 0.08 * s.shape[0])
+    dog = cv2.GaussianBlur(s, (0, 0), a) - cv2.GaussianBlur(s, (0, 0), b)
+    m = int(2 * b)
+    inner = (slice(m, -m), slice(m, -m)) if min(s.shape) > 4 * m else (slice(None), slice(None))
+    noise = float(np.std((s - cv2.GaussianBlur(s, (0, 0), 1.0))[inner]))
+    return float(np.std(dog[inner])), noise
+
+
+def fills_detector(small01: np.ndarray) -> bool:
+    """True when the image is tissue from edge to edge: no background class stands out (so the
+    contrast test cannot speak), yet it holds structured texture that noise and flat fields lack.
+
+    The background estimate never assumes background along every edge (a large breast touches
+    the top, bottom and chest-wall edges; a spot or biopsy view is tissue everywhere): an image is
+    ``no_breast`` only when it has neither a background to stand out from nor tissue texture."""
+    texture, noise = texture_and_noise(small01)
+    return texture >= MIN_TEXTURE and texture >= TEXTURE_TO_NOISE * max(noise, 1e-6)
+
+
 def breast_mask(small01: np.ndarray, config: PreprocessConfig) -> tuple[Background, Component]:
-    """Threshold above the background, open away speckle, keep the largest object, grow it a little."""
+    """Threshold above the background, open away speckle, keep the largest object, grow it a little.
+    An image with no background but tissue texture everywhere (:func:`fills_detector`) is all breast."""
     if float(small01.max()) - float(small01.min()) < 1e-6:
         raise DecodeError("blank_image", f"every pixel maps to {float(small01.max()):.3f}")
     bg = estimate_background(small01, config.threshold_fraction)
@@ -225,6 +257,11 @@ def breast_mask(small01: np.ndarray, config: PreprocessConfig) -> tuple[Backgrou
         t_u8 = min(255, int(np.floor(bg.threshold * 255.0)) + 1)
         cnr = (_hist_median(bg.hist, t_u8, 256) / 255.0 - bg.level) / spread
         if cnr < config.min_contrast:
+            if fills_detector(small01):
+                # no background to stand out from: a large breast or a magnified spot/biopsy view
+                ones = np.ones(small01.shape, np.uint8)
+                return bg, Component(mask=ones, area_fraction=1.0, n_objects=1,
+                                     box=(0, 0, small01.shape[1], small01.shape[0]))
             raise DecodeError("no_breast", f"object-to-background contrast {cnr:.1f} background SDs "
                                            f"< {config.min_contrast} (flat field or noise)")
     mask = fg.astype(np.uint8)
