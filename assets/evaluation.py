@@ -101,7 +101,7 @@ class ExperimentTablesConfig(dg.Config):
 
 @dg.asset(deps=["split_manifests", "mtl_model", "baseline_models"], group_name="evaluation", kinds={"tensorflow", "parquet"},
           pool=TRAINING_POOL, retry_policy=TRAINING_RETRY,
-          description="The paper's Tables 2-9 regenerated on our data: reports/tables/table_<n>.md and .parquet.")
+          description="The paper's Tables 2-9 regenerated on our data: reports/tables/table_{n}.md and .parquet.")
 def experiment_tables(context: dg.AssetExecutionContext, config: ExperimentTablesConfig, mammo: MammoHomeResource,
                       pipes: dg.PipesSubprocessClient) -> dg.MaterializeResult:
     from model.training_job import JobRequest
@@ -154,7 +154,7 @@ def retrain_threshold() -> int:
 
 
 def adjudication_count(home) -> int:
-    path = home.labels / "adjudications.parquet"
+    path = home.adjudications_path
     return pq.ParquetFile(path).metadata.num_rows if path.is_file() else 0
 
 

@@ -6,6 +6,8 @@ import dagster as dg
 
 from curation.catalog import (CATALOG_SCHEMA, QUARANTINE_SCHEMA, REASONS, build_catalog,
                               summarise, write_table)
+from curation.dicom_read import DEFAULT_MAX_PIXELS
+from curation.file_keys import lookup_path, write_lookup
 from pipelines.partitions import batch_partitions
 from pipelines.resources import MammoHomeResource, PseudonymKeyResource
 
@@ -13,6 +15,8 @@ from pipelines.resources import MammoHomeResource, PseudonymKeyResource
 class IngestConfig(dg.Config):
     workers: int = 1
     """Header-reading worker processes within this batch (files are hashed and parsed, not decoded)."""
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    """Pixel budget: a header declaring more rows x cols x frames is quarantined as too_large."""
 
 
 def _markdown_counts(title: str, counts: dict[str, int]) -> str:
@@ -24,10 +28,10 @@ def _markdown_counts(title: str, counts: dict[str, int]) -> str:
     specs=[
         dg.AssetSpec("dicom_catalog", group_name="ingest", kinds={"dicom", "parquet"},
                      description="One pseudonymised row per usable mammogram of the batch "
-                                 "(catalog/<batch>/catalog.parquet)."),
+                                 "(catalog/{batch}/catalog.parquet)."),
         dg.AssetSpec("quarantine", group_name="ingest", kinds={"parquet"},
                      description="One row per rejected file with a reason code and an actionable message "
-                                 "(catalog/<batch>/quarantine.parquet)."),
+                                 "(catalog/{batch}/quarantine.parquet)."),
     ],
     check_specs=[
         dg.AssetCheckSpec("every_file_accounted_for", asset="dicom_catalog", blocking=True,
@@ -43,14 +47,16 @@ def ingest_batch(context: dg.AssetExecutionContext, config: IngestConfig,
     key, is_demo = pseudonym.key_bytes()
     if is_demo:
         context.log.warning("Pseudonymising with the DEMO key: set MAMMO_PSEUDONYM_KEY for real data.")
-    result = build_catalog(batch_root, batch, key, workers=config.workers)
+    result = build_catalog(batch_root, batch, key, workers=config.workers, max_pixels=config.max_pixels)
+    # raw paths (PHI: folder names) only in the private lookup, never in a table or in metadata
+    write_lookup(result.files, lookup_path(home.root, batch))
     write_table(result.catalog, CATALOG_SCHEMA, home.catalog_path(batch))
     write_table(result.quarantine, QUARANTINE_SCHEMA, home.quarantine_path(batch))
 
     counts = summarise(result.catalog)
     reasons = {code: int(n) for code, n in sorted(result.reasons.items())}
     preview_cols = ["image_key", "patient_pid", "laterality", "view", "manufacturer", "rows", "cols",
-                    "photometric_interpretation", "path"]
+                    "photometric_interpretation", "file_key"]
     yield dg.MaterializeResult(
         asset_key="dicom_catalog",
         metadata={
@@ -74,7 +80,7 @@ def ingest_batch(context: dg.AssetExecutionContext, config: IngestConfig,
             "dagster/row_count": len(result.quarantine),
             "reasons": dg.MetadataValue.json(reasons),
             "preview": dg.MetadataValue.md(
-                result.quarantine[["path", "reason_code", "message"]].head(20).to_markdown(index=False)
+                result.quarantine[["file_key", "reason_code", "message"]].head(20).to_markdown(index=False)
                 if len(result.quarantine) else "no file quarantined"),
         },
     )

@@ -23,7 +23,6 @@ from label_mining.uncertainty_policy import load_policy
 from pipelines.partitions import batch_partitions
 from pipelines.resources import MammoHomeResource, PseudonymKeyResource
 
-IMAGE_LABELS_FILE = "image_labels.parquet"
 
 
 class LabelMiningConfig(dg.Config):
@@ -94,11 +93,11 @@ def label_table_problems(frame: pd.DataFrame) -> list[str]:
         dg.AssetSpec("report_mentions", group_name="labels", kinds={"spacy", "parquet"},
                      description="Every assessment / density / pathology statement found in the batch's reports: "
                                  "section, char span, value, laterality, ConText modifiers, rule id "
-                                 "(labels/<batch>/report_mentions.parquet)."),
+                                 "(labels/{batch}/report_mentions.parquet)."),
         dg.AssetSpec("breast_labels", group_name="labels", kinds={"parquet"},
                      description="Long table, one row per breast and task (breastbin, acr, density): label or null, "
                                  "uncertainty u, weight 1-u, source, rule id, evidence "
-                                 "(labels/<batch>/breast_labels.parquet)."),
+                                 "(labels/{batch}/breast_labels.parquet)."),
     ],
     check_specs=[dg.AssetCheckSpec("breast_labels_well_formed", asset="breast_labels", blocking=True,
                                    description="labels in the task vocabulary, u in [0, 1], weight 0 exactly "
@@ -158,14 +157,14 @@ def mine_batch_labels(context: dg.AssetExecutionContext, config: LabelMiningConf
     deps=["breast_labels", "dicom_catalog", "adjudications"],
     description="One row per catalogued image and task (breastbin, acr, density from its breast; view from the "
                 "DICOM tags, u higher when tags disagree), review decisions applied "
-                "(labels/<batch>/image_labels.parquet).",
+                "(labels/{batch}/image_labels.parquet).",
 )
 def image_labels(context: dg.AssetExecutionContext, config: LabelMiningConfig, mammo: MammoHomeResource,
                  pseudonym: PseudonymKeyResource) -> dg.MaterializeResult:
     batch = context.partition_key
     home = mammo.home()
     catalog_path = home.catalog_path(batch)
-    breast_path = home.labels_dir(batch) / BREAST_LABELS_FILE
+    breast_path = home.breast_labels_path(batch)
     for needed, what in ((catalog_path, "dicom_catalog"), (breast_path, "breast_labels")):
         if not needed.is_file():
             raise dg.Failure(description=f"{needed} is missing: materialise {what} for batch {batch!r} first")
@@ -173,7 +172,7 @@ def image_labels(context: dg.AssetExecutionContext, config: LabelMiningConfig, m
     key, _ = pseudonym.key_bytes()
     catalog = pd.read_parquet(catalog_path)
     breast = pd.read_parquet(breast_path)
-    adjudications_file = home.labels / "adjudications.parquet"
+    adjudications_file = home.adjudications_path
     adjudications = pd.read_parquet(adjudications_file) if adjudications_file.is_file() else None
     structured_file = home.batch_root(batch) / "labels.csv"
     structured = load_structured_labels(structured_file, policy).image if structured_file.is_file() else None
@@ -181,7 +180,7 @@ def image_labels(context: dg.AssetExecutionContext, config: LabelMiningConfig, m
         frame, stats = build_image_labels(catalog, breast, policy, adjudications, structured, key)
     except ValueError as exc:
         raise dg.Failure(description=f"image labels of batch {batch!r}: {exc}") from exc
-    out = home.labels_dir(batch) / IMAGE_LABELS_FILE
+    out = home.image_labels_path(batch)
     write_frame(frame, IMAGE_LABELS_SCHEMA, out)
     counts, share = _counts(frame)
     return dg.MaterializeResult(metadata={

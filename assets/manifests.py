@@ -43,18 +43,27 @@ class ManifestConfig(dg.Config):
                            group_by=self.group_by, stratify_density=self.stratify_density)
 
 
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A pipe table whose cells may contain ``|`` (strata are named ``B|CC``): escaped, so a value
+    never opens a column of its own."""
+    def esc(value) -> str:
+        return str(value).replace("|", "\\|")
+    frame = frame.rename(columns=esc).map(lambda v: esc(v) if isinstance(v, str) else v)
+    return frame.to_markdown(index=False)
+
+
 def _md(frame: pd.DataFrame, limit: int = MAX_EXAMPLES) -> dg.MetadataValue:
     if frame is None or frame.empty:
         return dg.MetadataValue.md("none")
-    return dg.MetadataValue.md(frame.head(limit).to_markdown(index=False))
+    return dg.MetadataValue.md(markdown_table(frame.head(limit)))
 
 
 @dg.asset(
     deps=[dg.AssetDep(key, partition_mapping=dg.AllPartitionMapping()) for key in UPSTREAM],
     group_name="manifests",
     kinds={"parquet"},
-    description="One row per usable image, Hive-partitioned as manifests/cohort=<c>/split=<s>/part-0.parquet; "
-                "images left out are in manifests/excluded.parquet with a reason.",
+    description="One row per usable image, Hive-partitioned as manifests/cohort={c}/split={s}/part-0.parquet; "
+                "images left out are in manifests_meta/excluded.parquet with a reason.",
 )
 def split_manifests(context: dg.AssetExecutionContext, config: ManifestConfig,
                     mammo: MammoHomeResource) -> dg.MaterializeResult:
@@ -93,7 +102,7 @@ def split_manifests(context: dg.AssetExecutionContext, config: ManifestConfig,
             {k: int(v) for k, v in excluded["reason"].value_counts().sort_index().items()}),
         "excluded_examples": _md(excluded[["image_key", "batch", "reason", "message"]]),
         "strata": dg.MetadataValue.md("\n\n".join(
-            f"**{c}** (groups per stratum and split)\n\n{t.reset_index().to_markdown(index=False)}"
+            f"**{c}** (groups per stratum and split)\n\n{markdown_table(t.reset_index())}"
             for c, t in strata.items()) or "no cohort is split"),
         "missing_inputs": dg.MetadataValue.json(missing),
     })
@@ -101,7 +110,7 @@ def split_manifests(context: dg.AssetExecutionContext, config: ManifestConfig,
 
 @dg.asset(deps=[split_manifests], group_name="manifests", kinds={"parquet"},
           description="The paper's Table 1 for our data: per cohort x split, labelled images per task and "
-                      "class, images, breasts, patients (manifests/dataset_card.parquet).")
+                      "class, images, breasts, patients (manifests_meta/dataset_card.parquet).")
 def dataset_card(mammo: MammoHomeResource) -> dg.MaterializeResult:
     home = mammo.home()
     card = mf.write_dataset_card(home)
@@ -149,7 +158,7 @@ def labels_expectations(mammo: MammoHomeResource) -> dg.AssetCheckResult:
     if unlabelled:
         # their images would enter the manifests with every weight 0: trainable for nothing
         return dg.AssetCheckResult(passed=False, metadata={
-            "summary": f"no labels/<batch>/image_labels.parquet for batches {unlabelled}; "
+            "summary": f"no labels/{{batch}}/image_labels.parquet for batches {unlabelled}; "
                        "materialise image_labels for them first",
             "batches_without_labels": dg.MetadataValue.json(unlabelled)})
     return _suite_result(mf.load_image_labels(home), "labels", "image label")

@@ -22,10 +22,11 @@ class PreprocessRunConfig(dg.Config):
     height: int = Field(256, description="output height H in pixels (paper: 2048)")
     mask_height: int = Field(256, description="rows of the downsampled copy used for the breast mask")
     workers: int = Field(1, ge=1, description="worker processes within this batch")
+    max_pixels: int = Field(60_000_000, ge=1, description="pixel budget; larger declared images -> too_large")
     contact_sheet_examples: int = Field(4, ge=0, le=12, description="before/after pairs in the metadata")
 
     def preprocess_config(self) -> PreprocessConfig:
-        return PreprocessConfig(height=self.height, mask_height=self.mask_height)
+        return PreprocessConfig(height=self.height, mask_height=self.mask_height, max_pixels=self.max_pixels)
 
 
 def _md_counts(title: str, counts: dict[str, int]) -> str:
@@ -40,7 +41,7 @@ def _md_counts(title: str, counts: dict[str, int]) -> str:
     kinds={"png", "parquet"},
     description="Each catalogued mammogram decoded (Modality/VOI LUT, MONOCHROME1), flipped so the chest wall is "
                 "on the left, cleaned of labels (largest object), cropped, resized to H, padded to a multiple "
-                "of 64; cached by (sha256, config hash). cache/<batch>/index.parquet + quarantine.parquet.",
+                "of 64; cached by (sha256, config hash). cache/{batch}/index.parquet + quarantine.parquet.",
     check_specs=[dg.AssetCheckSpec("every_image_accounted_for", asset="preprocessed_images", blocking=True,
                                    description="catalogued images = indexed + quarantined")],
 )

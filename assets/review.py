@@ -20,6 +20,7 @@ from pipelines.resources import MammoHomeResource
 from review_app.export import effective_decisions
 from review_app.queue import QueueConfig
 from review_app.settings import DB_ENV_VAR, default_db_url
+from review_app.storage import DECISIONS
 from review_app.tables import (adjudications_path, build_queue_for_home, decision_count, export_adjudications,
                                queue_path, sync_into_db, write_queue)
 
@@ -123,25 +124,34 @@ def adjudications(context: dg.AssetExecutionContext, config: AdjudicationsConfig
 
 def adjudication_problems(frame: pd.DataFrame) -> list[str]:
     problems = []
-    bad_kind = frame[~frame["decision"].isin(["confirm", "correct", "unknown", "skip"])]
+    bad_kind = frame[~frame["decision"].isin(list(DECISIONS))]
     problems += [f"decision {r.decision_id}: unknown decision {r.decision!r}" for r in bad_kind.itertuples()]
     dupes = frame[frame["decision_id"].duplicated()]
     problems += [f"decision_id {d} appears twice" for d in dupes["decision_id"]]
+    known = set(frame["decision_id"])
     for r in frame.itertuples():
         if r.task not in TASKS:
             problems.append(f"decision {r.decision_id}: unknown task {r.task!r}")
         elif r.decision in ("confirm", "correct"):
             if r.label not in [str(c) for c in TASKS[r.task]]:
                 problems.append(f"decision {r.decision_id}: label {r.label!r} is not a {r.task} class")
+        elif r.decision == "undo":
+            if not isinstance(getattr(r, "reverts", None), str) or r.reverts not in known:
+                problems.append(f"decision {r.decision_id}: undo names no earlier decision")
         elif r.label is not None and not pd.isna(r.label):
             problems.append(f"decision {r.decision_id}: {r.decision} must not carry a label")
     return problems
 
 
+# named jobs, so the sensor's runs read "export_adjudications" in the UI, not "__anonymous_asset_job_..."
+export_adjudications_job = dg.define_asset_job("export_adjudications", selection=["adjudications"])
+relabel_after_review_job = dg.define_asset_job("relabel_after_review", selection=["image_labels"])
+
+
 @dg.sensor(
     name="review_decisions_sensor", minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    target=dg.AssetSelection.assets("adjudications").downstream(depth=1),
+    jobs=[export_adjudications_job, relabel_after_review_job],
     description="New review decisions -> adjudications; new adjudications -> image_labels of every batch.",
 )
 def review_decisions_sensor(context: dg.SensorEvaluationContext, mammo: MammoHomeResource):
@@ -154,7 +164,7 @@ def review_decisions_sensor(context: dg.SensorEvaluationContext, mammo: MammoHom
 
     _, top = decision_count(db_url)
     if top > cursor.get("decisions", 0):
-        requests.append(dg.RunRequest(run_key=f"adjudications-{top}",
+        requests.append(dg.RunRequest(run_key=f"adjudications-{top}", job_name=export_adjudications_job.name,
                                       asset_selection=[dg.AssetKey("adjudications")]))
         cursor["decisions"] = top
 
@@ -167,7 +177,7 @@ def review_decisions_sensor(context: dg.SensorEvaluationContext, mammo: MammoHom
         if seen is not None and storage_id > seen and _has_asset(context, "image_labels"):
             for batch in sorted(context.instance.get_dynamic_partitions("batch")):
                 requests.append(dg.RunRequest(run_key=f"image_labels-{batch}-{storage_id}",
-                                              asset_selection=[dg.AssetKey("image_labels")], partition_key=batch))
+                                              job_name=relabel_after_review_job.name, asset_selection=[dg.AssetKey("image_labels")], partition_key=batch))
     else:
         cursor["adjudications"] = 0  # baseline "none yet": the first materialisation will count as new
     if not requests:

@@ -7,10 +7,12 @@ the layout in the README and the layout on disk cannot drift apart::
       cohorts/<batch>/            raw inputs (dicom/**, reports.csv, pathology.csv, labels.csv)
       dagster/                    DAGSTER_HOME (dagster.yaml, SQLite storage)
       catalog/<batch>/            catalog.parquet, quarantine.parquet
-      labels/<batch>/             report_mentions.parquet, breast_labels.parquet, image_labels.parquet
+      labels/<batch>/             report_mentions.parquet, breast_labels.parquet, image_labels.parquet,
+                                  label_problems.parquet
       labels/                     review_queue.parquet, adjudications.parquet
       cache/                      preprocessed images (content-addressed) + cache/<batch>/index.parquet
-      manifests/                  cohort=<c>/split=<s>/part-*.parquet, dataset_card.parquet
+      manifests/                  cohort=<c>/split=<s>/part-*.parquet (manifest rows only)
+      manifests_meta/             dataset_card.parquet, excluded.parquet (about the manifests)
       models/                     <run_id>/model.keras, saved_model/, history.csv; runs.parquet
       reports/                    evaluation.json, plots/, tables/
       review/                     review.db (annotator app, SQLite)
@@ -72,6 +74,12 @@ class MammoHome:
         return self.root / "manifests"
 
     @property
+    def manifests_meta(self) -> Path:
+        """Tables *about* the manifests, kept beside them so that
+        ``pyarrow.dataset(home.manifests, partitioning="hive")`` reads manifest rows only."""
+        return self.root / "manifests_meta"
+
+    @property
     def models(self) -> Path:
         return self.root / "models"
 
@@ -85,7 +93,7 @@ class MammoHome:
 
     def ensure(self) -> "MammoHome":
         for p in (self.cohorts, self.dagster, self.catalog, self.labels, self.cache,
-                  self.manifests, self.models, self.reports, self.review):
+                  self.manifests, self.manifests_meta, self.models, self.reports, self.review):
             p.mkdir(parents=True, exist_ok=True)
         return self
 
@@ -109,11 +117,44 @@ class MammoHome:
     def labels_dir(self, batch: str) -> Path:
         return self.labels / batch
 
+    def report_mentions_path(self, batch: str) -> Path:
+        return self.labels_dir(batch) / "report_mentions.parquet"
+
+    def breast_labels_path(self, batch: str) -> Path:
+        return self.labels_dir(batch) / "breast_labels.parquet"
+
+    def image_labels_path(self, batch: str) -> Path:
+        return self.labels_dir(batch) / "image_labels.parquet"
+
+    def label_problems_path(self, batch: str) -> Path:
+        return self.labels_dir(batch) / "label_problems.parquet"
+
     def cache_index_path(self, batch: str) -> Path:
         return self.cache / batch / "index.parquet"
 
     def cache_quarantine_path(self, batch: str) -> Path:
         return self.cache / batch / "quarantine.parquet"
+
+    # --- cross-batch tables ------------------------------------------------------------
+    @property
+    def review_queue_path(self) -> Path:
+        return self.labels / "review_queue.parquet"
+
+    @property
+    def adjudications_path(self) -> Path:
+        return self.labels / "adjudications.parquet"
+
+    @property
+    def excluded_path(self) -> Path:
+        return self.manifests_meta / "excluded.parquet"
+
+    @property
+    def dataset_card_path(self) -> Path:
+        return self.manifests_meta / "dataset_card.parquet"
+
+    @property
+    def runs_path(self) -> Path:
+        return self.models / "runs.parquet"
 
     @property
     def evaluation_json(self) -> Path:

@@ -6,8 +6,11 @@ byte-identically for identical inputs: rows sorted by ``image_key``, no pandas m
 fixed writer options. Layout::
 
     $MAMMO_HOME/manifests/cohort=<c>/split=<s>/part-0.parquet
-    $MAMMO_HOME/manifests/excluded.parquet        images left out, each with a reason
-    $MAMMO_HOME/manifests/dataset_card.parquet    the paper's Table 1 for our data
+    $MAMMO_HOME/manifests_meta/excluded.parquet       images left out, each with a reason
+    $MAMMO_HOME/manifests_meta/dataset_card.parquet   the paper's Table 1 for our data
+
+The two tables about the manifests live beside the manifests root, not in it, so a Hive reader
+of ``manifests/`` (``pyarrow.dataset``, DuckDB, Spark) sees manifest rows only.
 
 An image is in a manifest when it is catalogued, preprocessed and has a known patient (the
 split unit). Labels are optional per task: a missing label is null with weight 0, so the
@@ -239,11 +242,11 @@ def write_table(frame: pd.DataFrame, schema: pa.Schema, path: Path) -> None:
 
 
 def excluded_path(home: MammoHome) -> Path:
-    return home.manifests / "excluded.parquet"
+    return home.excluded_path
 
 
 def dataset_card_path(home: MammoHome) -> Path:
-    return home.manifests / "dataset_card.parquet"
+    return home.dataset_card_path
 
 
 def read_manifest(home: MammoHome | str | os.PathLike, cohort: str | None = None,
@@ -321,7 +324,7 @@ def load_catalog(home: MammoHome) -> pd.DataFrame:
 
 
 def load_image_labels(home: MammoHome) -> pd.DataFrame:
-    return _concat([_read_parquet(home.labels_dir(b) / "image_labels.parquet") for b in catalogued_batches(home)])
+    return _concat([_read_parquet(home.image_labels_path(b)) for b in catalogued_batches(home)])
 
 
 def load_cache_index(home: MammoHome) -> pd.DataFrame:
@@ -349,7 +352,7 @@ def load_cache_quarantine(home: MammoHome, catalog: pd.DataFrame) -> pd.DataFram
 def missing_inputs(home: MammoHome) -> dict[str, list[str]]:
     """Batches whose labels or cache index are not there yet (their images get excluded/unlabelled)."""
     batches = catalogued_batches(home)
-    return {"image_labels": [b for b in batches if not (home.labels_dir(b) / "image_labels.parquet").is_file()],
+    return {"image_labels": [b for b in batches if not home.image_labels_path(b).is_file()],
             "cache_index": [b for b in batches if not home.cache_index_path(b).is_file()]}
 
 
@@ -369,12 +372,14 @@ def build_all(home: MammoHome, config: SplitConfig, cohort_roles: dict[str, str]
     rows, excluded = build_rows(catalog, labels, index, load_cache_quarantine(home, catalog))
     rows = assign_cohort_splits(rows, config, cohort_roles, default_role)
     write_manifests(rows, home.manifests, split_metadata(config))
+    for legacy in ("excluded.parquet", "dataset_card.parquet"):   # written inside manifests/ before 2026-12
+        (home.manifests / legacy).unlink(missing_ok=True)
     write_table(excluded, EXCLUDED_SCHEMA, excluded_path(home))
     return rows, excluded
 
 
 def write_dataset_card(home: MammoHome) -> pd.DataFrame:
-    """The card of the manifests on disk, written to ``manifests/dataset_card.parquet``."""
+    """The card of the manifests on disk, written to ``manifests_meta/dataset_card.parquet``."""
     card = dataset_card(read_manifest(home))
     write_table(card, DATASET_CARD_SCHEMA, dataset_card_path(home))
     return card

@@ -69,14 +69,14 @@ CATALOG_SCHEMA = pa.schema([
     ("presentation_intent", pa.string()),
     ("sop_class", pa.string()),
     ("study_date", pa.string()),
-    ("path", pa.string()),
+    ("file_key", pa.string()),           # pseudonymous (curation.pseudonym.file_key); raw path: private lookup
     ("sha256", pa.string()),
     ("size_bytes", pa.int64()),
 ])
 
 QUARANTINE_SCHEMA = pa.schema([
     ("batch", pa.string()),
-    ("path", pa.string()),
+    ("file_key", pa.string()),
     ("stage", pa.string()),
     ("reason_code", pa.string()),
     ("message", pa.string()),
@@ -86,7 +86,7 @@ QUARANTINE_SCHEMA = pa.schema([
 # --- preprocessing -----------------------------------------------------------------------------------
 CACHE_INDEX_SCHEMA = pa.schema([
     ("image_key", pa.string()),
-    ("source_path", pa.string()),        # relative to the DICOM folder (CLI) or batch folder (asset)
+    ("file_key", pa.string()),           # pseudonymous key of the source file (no raw path: it is PHI)
     ("cache_path", pa.string()),         # relative to the cache root
     ("height", pa.int32()),
     ("width", pa.int32()),               # padded width, a multiple of pad_multiple
@@ -108,7 +108,7 @@ CACHE_INDEX_SCHEMA = pa.schema([
 CACHE_QUARANTINE_SCHEMA = pa.schema([
     ("batch", pa.string()),
     ("image_key", pa.string()),
-    ("path", pa.string()),
+    ("file_key", pa.string()),
     ("stage", pa.string()),
     ("reason_code", pa.string()),
     ("message", pa.string()),

@@ -109,7 +109,7 @@ def print_summary(home: MammoHome, console: Console) -> None:
         cat = _read(home.catalog_path(batch))
         quar = _read(home.quarantine_path(batch))
         idx = _read(home.cache_index_path(batch))
-        labels = _read(home.labels_dir(batch) / "breast_labels.parquet")
+        labels = _read(home.breast_labels_path(batch))
         reasons = ", ".join(f"{k}:{v}" for k, v in quar["reason_code"].value_counts().sort_index().items()) \
             if quar is not None and len(quar) else "–"
         n_cat = len(cat) if cat is not None else 0

@@ -37,11 +37,11 @@ class QueueInputs:
 
 
 def queue_path(home: MammoHome) -> Path:
-    return home.labels / QUEUE_FILE
+    return home.review_queue_path
 
 
 def adjudications_path(home: MammoHome) -> Path:
-    return home.labels / ADJUDICATIONS_FILE
+    return home.adjudications_path
 
 
 def label_batches(home: MammoHome) -> list[str]:
@@ -67,8 +67,8 @@ def load_queue_inputs(home: MammoHome, predictions_path: Path | None = None) -> 
     if not batches:
         raise FileNotFoundError(f"no labels/<batch>/breast_labels.parquet or image_labels.parquet under {home.labels}: "
                                 "materialise the label assets (or run `mammo-mtl demo`) first")
-    breast = _read_all({b: home.labels_dir(b) / "breast_labels.parquet" for b in batches})
-    image = _read_all({b: home.labels_dir(b) / "image_labels.parquet" for b in batches})
+    breast = _read_all({b: home.breast_labels_path(b) for b in batches})
+    image = _read_all({b: home.image_labels_path(b) for b in batches})
     if breast is None:
         notes.append("no breast_labels: breast-level tasks are not reviewed")
         breast = pd.DataFrame(columns=["breast_key", "accession_key", "task", "label", "u", "source", "rule_id",
@@ -83,7 +83,7 @@ def load_queue_inputs(home: MammoHome, predictions_path: Path | None = None) -> 
     index = _read_all({b: home.cache_index_path(b) for b in batches})
     if index is None:
         notes.append("no preprocessing index: items show no image and no orientation check")
-    mentions = _read_all({b: home.labels_dir(b) / "report_mentions.parquet" for b in batches})
+    mentions = _read_all({b: home.report_mentions_path(b) for b in batches})
     predictions = None
     if predictions_path is not None:
         if not Path(predictions_path).is_file():

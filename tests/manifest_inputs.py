@@ -1,4 +1,4 @@
-"""Synthetic, contract-shaped inputs for the split/manifest/validation tests (no tests here).
+"""Synthetic, contract-shaped inputs for the split/manifest/validation tests (a helper module, not a test file).
 
 ``synthetic_inputs`` writes nothing: it returns the catalogue, long image labels and cache
 index of a small cohort, keyed exactly like ingest would key them (HMAC pseudonyms), with
@@ -76,7 +76,7 @@ def synthetic_inputs(n_patients: int = 20, batch: str = "hmi", malignant_every: 
 def write_inputs(home: MammoHome, batch: str, catalog: pd.DataFrame, labels: pd.DataFrame,
                  index: pd.DataFrame) -> None:
     """Write the three inputs at the paths the real assets use."""
-    for frame, path in ((catalog, home.catalog_path(batch)), (labels, home.labels_dir(batch) / "image_labels.parquet"),
+    for frame, path in ((catalog, home.catalog_path(batch)), (labels, home.image_labels_path(batch)),
                         (index, home.cache_index_path(batch))):
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)

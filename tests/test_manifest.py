@@ -11,7 +11,7 @@ import pytest
 from curation import manifests as mf
 from curation.home import MammoHome
 from curation.split import SplitConfig
-from tests.test_manifest_data import synthetic_inputs, write_inputs
+from tests.manifest_inputs import synthetic_inputs, write_inputs
 
 
 def _home(tmp_path, name="home", batches=(("hmi", 20), ("inb", 6), ("vtb", 6))):
@@ -22,8 +22,8 @@ def _home(tmp_path, name="home", batches=(("hmi", 20), ("inb", 6), ("vtb", 6))):
 
 
 def _digests(home):
-    return {str(p.relative_to(home.manifests)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(home.manifests.rglob("*.parquet"))}
+    return {str(p.relative_to(home.root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for root in (home.manifests, home.manifests_meta) for p in sorted(root.rglob("*.parquet"))}
 
 
 def test_wide_labels_pivot_one_row_per_image_with_null_label_and_zero_weight_when_missing():
@@ -108,8 +108,7 @@ def test_manifest_reads_the_same_in_pandas_pyarrow_duckdb_and_read_manifest(tmp_
     assert list(ours.columns) == [*mf.MANIFEST_COLUMNS, "cohort", "split"]
     assert len(ours) == len(rows) and set(ours["schema_version"]) == {mf.SCHEMA_VERSION}
 
-    files = sorted(str(p) for p in home.manifests.glob("cohort=*/split=*/*.parquet"))
-    dataset = ds.dataset(files, format="parquet", partitioning="hive", partition_base_dir=str(home.manifests))
+    dataset = ds.dataset(home.manifests, format="parquet", partitioning="hive")
     assert dataset.schema.field("breastbin").type == mf.MANIFEST_SCHEMA.field("breastbin").type
     assert dataset.to_table(filter=ds.field("split") == "test").num_rows == (ours["split"] == "test").sum()
     via_pandas = pd.read_parquet(home.manifests / "cohort=hmi" / "split=train")
@@ -121,6 +120,30 @@ def test_manifest_reads_the_same_in_pandas_pyarrow_duckdb_and_read_manifest(tmp_
                         f"GROUP BY ALL ORDER BY cohort, split").df()
     expected = ours.groupby(["cohort", "split"]).size().reset_index(name="n")
     assert counts[["cohort", "split", "n"]].astype({"n": int}).equals(expected)
+
+
+def test_the_manifests_root_holds_manifest_rows_only_and_the_card_and_exclusions_lie_beside_it(tmp_path):
+    home = _home(tmp_path)
+    catalog, labels, index = synthetic_inputs(20, batch="hmi")
+    write_inputs(home, "hmi", catalog, labels, index[index["image_key"] != catalog["image_key"].iloc[0]])
+    rows, excluded = mf.build_all(home, SplitConfig())
+    card = mf.write_dataset_card(home)
+    assert len(excluded) == 1 and len(card) > 0
+    assert mf.excluded_path(home).parent == mf.dataset_card_path(home).parent == home.manifests_meta
+    assert mf.excluded_path(home).is_file() and mf.dataset_card_path(home).is_file()
+
+    table = ds.dataset(home.manifests, format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == len(rows)                       # no card or exclusion rows mixed in
+    assert table.column("image_key").null_count == 0 and table.column("cohort").null_count == 0
+    assert sorted(p.name for p in home.manifests.iterdir()) == ["cohort=hmi", "cohort=inb", "cohort=vtb"]
+
+
+def test_a_rebuild_removes_card_and_exclusions_left_inside_the_manifests_root_by_older_versions(tmp_path):
+    home = _home(tmp_path)
+    for legacy in ("excluded.parquet", "dataset_card.parquet"):
+        (home.manifests / legacy).write_bytes(b"old")
+    mf.build_all(home, SplitConfig())
+    assert sorted(p.name for p in home.manifests.glob("*.parquet")) == []
 
 
 def test_read_manifest_selects_one_cohort_and_split_and_is_empty_but_typed_when_absent(tmp_path):

@@ -7,7 +7,7 @@ from curation.home import MammoHome
 from pipelines.resources import default_resources
 from curation import manifests as mf
 from curation.split import SplitConfig
-from tests.test_manifest_data import synthetic_inputs, write_inputs
+from tests.manifest_inputs import synthetic_inputs, write_inputs
 
 ran = []
 

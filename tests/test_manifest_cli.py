@@ -4,7 +4,7 @@ from typer.testing import CliRunner
 
 from curation.home import MammoHome
 from pipelines.cli import app
-from tests.test_manifest_data import synthetic_inputs, write_inputs
+from tests.manifest_inputs import synthetic_inputs, write_inputs
 
 
 def test_build_then_validate_passes_and_a_bad_u_makes_validate_exit_1(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import pytest
 from curation import manifests as mf
 from curation.split import SplitConfig
 from curation.validation import SUITE_VERSIONS, suite_fingerprint, validate
-from tests.test_manifest_data import synthetic_inputs
+from tests.manifest_inputs import synthetic_inputs
 
 
 @pytest.fixture(scope="module")
