@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import textwrap
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -425,37 +424,43 @@ def write_evaluation_json(path: Path, models: Mapping[str, Mapping[str, dict]], 
     return path
 
 
-def _pct(x) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}"
+def degenerate_tasks(preds: pd.DataFrame) -> dict[str, str]:
+    """{task: why} for every task whose metric is undefined on this test set (one class only, or no
+    label at all), e.g. ``{"view": "one class only (MLO): AUC undefined"}``."""
+    out: dict[str, str] = {}
+    checks = [("breastbin", "p_breastbin"), ("view", "p_view_MLO"), ("acr", "p_acr_1"), ("density", "p_density_A")]
+    for task, col in checks:
+        if task not in preds.columns or col not in preds.columns:
+            continue
+        values = preds[task].dropna()
+        if task == "breastbin":
+            values = pd.to_numeric(values, errors="coerce").dropna()
+        classes = sorted({str(v) for v in values})
+        if not classes:
+            out[task] = "no labelled image: metric undefined"
+        elif len(classes) == 1:
+            what = "AUC" if task in ("breastbin", "view") else "weighted accuracy is one class's recall"
+            out[task] = f"one class only ({classes[0]}): {what} undefined" if task in ("breastbin", "view") \
+                else f"one class only ({classes[0]}): {what}"
+    return out
 
 
 def format_summary(path: Path | str) -> str:
-    """Human summary of ``evaluation.json`` (printed at the end of ``mammo-mtl demo``), 80 columns wide."""
+    """Human summary of ``evaluation.json`` (printed at the end of ``mammo-mtl demo``), 80 columns wide,
+    rendered by :func:`model.report_tables.render`."""
+    from model.report_tables import evaluation_grid, render
+
     path = Path(path)
     if not path.is_file():
         return f"No evaluation yet: {path} does not exist (materialise the `evaluation` asset)."
     doc = json.loads(path.read_text())
-    lines = ["Breast-wise AUC % [bootstrap 95% CI], p = DeLong vs mtl; operating points in %.",
-             "Synthetic demo data: a functional benchmark, never a clinical claim."]
-    header = f"{'model':<11}{'data':<9}{'AUC [95% CI]':<19}{'p':>6}{'sens.5':>7}{'spec.5':>7}{'sp@95':>6}" \
-             f"{'view':>5}{'ACR':>5}{'dens':>5}"
-    lines += [header, "-" * len(header)]
-    pct0 = lambda x: "-" if x is None else f"{100 * x:.0f}"  # noqa: E731
-    for model in sorted(doc.get("models", {}), key=lambda m: (m != "mtl", m)):
-        for ds, m in sorted(doc["models"][model].items()):
-            if not isinstance(m, dict):
-                continue
-            ci = m.get("breastbin_auc_ci") or [None, None]
-            auc = f"{_pct(m.get('breastbin_auc'))} [{_pct(ci[0])}-{_pct(ci[1])}]"
-            p = m.get("p_value_vs_reference")
-            ptxt = "-" if p is None else ("<.01" if p < 0.01 else f"{p:.2f}")
-            lines.append(f"{model[:10]:<11}{ds[:8]:<9}{auc:<19}{ptxt:>6}{pct0(m.get('sensitivity_at_0_5')):>7}"
-                         f"{pct0(m.get('specificity_at_0_5')):>7}{pct0(m.get('specificity_at_95_sensitivity')):>6}"
-                         f"{pct0(m.get('view_auc')):>5}{pct0(m.get('acr_wacc')):>5}{pct0(m.get('density_wacc')):>5}")
-    verdict = doc.get("verdict")
-    if verdict:
-        lines += textwrap.wrap(verdict, width=80)
-    return "\n".join(lines)
+    notes = [w for w in doc.get("warnings", [])]
+    if doc.get("verdict"):
+        notes.append(doc["verdict"])
+    grid = evaluation_grid(doc.get("models", {}), compact=True, notes=notes)
+    head = ["Breast-wise AUC % [bootstrap 95% CI], p = DeLong vs mtl; operating points in %.",
+            "Synthetic demo data: a functional benchmark, never a clinical claim."]
+    return "\n".join(head) + "\n" + render(grid, "text")
 
 
 def to_dict(obj) -> dict:

@@ -66,18 +66,57 @@ def test_acr_derived_malignancy_follows_the_paper_and_keeps_better_labels():
                          "breastbin_weight": [0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 1.0, 0.95],
                          "breastbin_source": [None, None, None, "derived", None, None, "biopsy", "follow_up"]})
     out = X.derive_malignancy_from_acr(rows, u_const=0.75)
-    # biopsy-benign ACR 4 stays benign, follow-up keeps its label; label_mining's derivation is redone
-    assert out["breastbin"].tolist() == [0, 0, None, 1, 1, 1, 0, 1]
-    assert out["breastbin_weight"].tolist() == [0.25, 0.25, 0.0, 0.25, 0.25, 0.25, 1.0, 0.95]
+    # biopsy-benign ACR 4 stays benign, follow-up keeps its label; label_mining's derivation is redone;
+    # ACR 6 is a stated malignancy (label_mining's confirmed label), never a derived one
+    assert out["breastbin"].tolist() == [0, 0, None, 1, 1, None, 0, 1]
+    assert out["breastbin_weight"].tolist() == [0.25, 0.25, 0.0, 0.25, 0.25, 0.0, 1.0, 0.95]
     assert out["breastbin_source"].tolist()[6:] == ["biopsy", "follow_up"]
 
 
 def test_uncertainty_policies():
     rows = manifest_rows(2, "hmi")
     assert X.apply_label_plan(rows, X.LabelPlan())["acr_weight"].tolist() == [0.8] * 4
-    assert X.apply_label_plan(rows, X.LabelPlan(uncertainty_policy="ignore"))["acr_weight"].tolist() == [1.0] * 4
-    excl = X.apply_label_plan(rows, X.LabelPlan(uncertainty_policy="exclude"))
-    assert excl["acr"].isna().all() and (excl["acr_weight"] == 0).all() and excl["density"].notna().all()
+    assert X.apply_label_plan(rows, X.LabelPlan(uncertainty_policy="certain"))["acr_weight"].tolist() == [1.0] * 4
+    for name in ("ignore", "exclude"):  # "exclude" is the former name of "ignore"
+        ign = X.apply_label_plan(rows, X.LabelPlan(uncertainty_policy=name))
+        assert ign["acr"].isna().all() and (ign["acr_weight"] == 0).all() and ign["density"].notna().all()
+    kept = X.apply_label_plan(rows, X.LabelPlan(uncertainty_policy="ignore", uncertain_above=0.2))
+    assert kept["acr"].notna().all() and kept["acr_weight"].tolist() == [0.8] * 4
+
+
+def test_ignore_means_the_same_at_training_time_as_in_label_mining():
+    """One meaning of "ignore": label_mining.handling drops a record with u > uncertain_above; the
+    training-time policy drops exactly the manifest labels the same predicate marks."""
+    from label_mining.handling import is_ignored
+
+    rows = manifest_rows(6, "hmi")
+    rows["acr_u"] = [0.0, 0.0, 0.1, 0.1, 0.3, 0.3, 0.5, 0.5, 0.0, 0.0, 0.9, 0.9]
+    for above in (0.0, 0.2, 0.6):
+        out = X.apply_label_plan(rows, X.LabelPlan(uncertainty_policy="ignore", uncertain_above=above))
+        dropped = out["acr"].isna().to_numpy()
+        assert dropped.tolist() == is_ignored(rows["acr"].notna(), rows["acr_u"], above).tolist()
+        assert (out.loc[~dropped, "acr_weight"] == 1 - rows.loc[~dropped, "acr_u"]).all()
+
+
+def test_the_one_acr_mapping_is_label_minings():
+    from label_mining.malignancy import ACR_TO_MALIGNANCY, DERIVED_ACR
+
+    rows = pd.DataFrame({"image_key": list("abcdefg"), "breast_key": list("abcdefg"), "acr": [0, 1, 2, 3, 4, 5, 6],
+                         "breastbin": [None] * 7, "breastbin_u": [1.0] * 7, "breastbin_weight": [0.0] * 7,
+                         "breastbin_source": [None] * 7})
+    out = X.derive_malignancy_from_acr(rows, u_const=0.0)
+    expected = [ACR_TO_MALIGNANCY[a] if a in DERIVED_ACR else None for a in range(7)]
+    assert out["breastbin"].tolist() == expected == [None, 0, 0, None, 1, 1, None]
+
+
+def test_confirmed_only_drops_label_minings_derived_malignancy_before_subsampling():
+    rows = manifest_rows(40, "hmi")
+    rows.loc[rows.index % 4 < 2, "breastbin_source"] = "derived"   # every other breast
+    out = X.apply_label_plan(rows, X.LabelPlan(confirmed_only=True, keep_fraction=0.25, seed=2))
+    kept = out[out["breastbin"].notna()]
+    assert (kept["breastbin_source"] == "pathology").all() and kept["breast_key"].nunique() == 5
+    derived = X.apply_label_plan(rows, X.LabelPlan(confirmed_only=True, keep_fraction=0.25, acr_derived_u=0.5, seed=2))
+    assert set(derived["breastbin_source"].dropna()) >= {"acr_derived", "pathology"}
 
 
 def test_bad_plans_fail_naming_the_field():
@@ -125,7 +164,7 @@ def test_all_tables_are_written_in_the_papers_layout_and_a_rerun_trains_nothing(
     b = X.budget("small").model_copy(update={"n_bootstrap": 50})
     written = X.run_experiments(tmp_path / "models", tmp_path / "tables", manifests, ex, ["2", "4", "5", "6", "8"], b,
                                 log=lambda m: None)
-    names = sorted(p.name for ps in written.values() for p in ps)
+    names = sorted(p.name for ps in written.values() for p in ps if not p.name.startswith("seed_results"))
     assert names == sorted(f"table_{n}.{ext}" for n in "23456789" for ext in ("md", "parquet"))
     # ref MTL, 2 baseline seeds, 5 task ablations incl. mono-task, 6 label plans, MixMatch x2, 2 NL, 3 mono, 5 FT
     assert len(ex.trained) == len(set(ex.trained)) == 1 + 2 + 5 + 6 + 2 + 2 + 3 + 5
