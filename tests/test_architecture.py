@@ -35,18 +35,26 @@ def _commands(app):
     stack = [((), click_app)]
     while stack:
         prefix, cmd = stack.pop()
-        yield prefix
+        yield prefix, cmd
         for name, sub in sorted(getattr(cmd, "commands", {}).items()):
             stack.append((prefix + (name,), sub))
+
+
+def _help_text(cmd) -> str:
+    return " ".join((cmd.help or cmd.short_help or "").split())
 
 
 def test_every_cli_command_has_help():
     from pipelines.cli import app
 
     runner = CliRunner()
-    paths = list(_commands(app))
-    assert ("demo",) in paths and ("catalog",) in paths
-    for path in paths:
+    commands = dict(_commands(app))
+    assert ("demo",) in commands and ("catalog",) in commands
+    without = [" ".join(("mammo-mtl", *path)) for path, cmd in commands.items() if not _help_text(cmd)]
+    assert without == [], "give these commands a docstring (or help=...) saying what they do"
+    for path, cmd in commands.items():
         result = runner.invoke(app, [*path, "--help"])
         assert result.exit_code == 0, (path, result.output)
-        assert "Usage" in result.output
+        # the first words of the command's own help are printed, not just click's "Usage:" line
+        first_words = " ".join(_help_text(cmd).split()[:3])
+        assert first_words in " ".join(result.output.split()), (path, first_words)

@@ -1,11 +1,13 @@
 """The code location loads, and its asset graph matches the reviewed snapshot: an accidental change to
 keys, partitioning, dependencies, checks, jobs or sensors shows up here in review.
 
-Regenerate after an intended change: ``UPDATE_SNAPSHOTS=1 pytest tests/test_defs.py``.
+Regenerate after an intended change: ``UPDATE_SNAPSHOTS=1 pytest tests/test_defs.py -k snapshot``; a missing
+snapshot fails (it is never written silently).
 """
 
 import json
 import os
+import re
 from pathlib import Path
 
 from pipelines.definitions import BATCH_JOB, DOWNSTREAM_JOB, build_definitions
@@ -39,9 +41,34 @@ def test_definitions_load_with_both_derived_jobs():
             "preprocessed_images"} <= partitioned
 
 
+REGENERATE = "UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/test_defs.py -k snapshot"
+
+
 def test_asset_graph_matches_the_reviewed_snapshot():
     graph = _graph()
-    if os.environ.get("UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
+    if os.environ.get("UPDATE_SNAPSHOTS"):
         SNAPSHOT.parent.mkdir(exist_ok=True)
         SNAPSHOT.write_text(json.dumps(graph, indent=1, sort_keys=True) + "\n")
-    assert graph == json.loads(SNAPSHOT.read_text())
+    assert SNAPSHOT.exists(), f"no reviewed snapshot at {SNAPSHOT}; write one explicitly with: {REGENERATE}"
+    assert graph == json.loads(SNAPSHOT.read_text()), f"the asset graph changed; if intended: {REGENERATE}"
+
+
+def test_sensor_runs_go_to_named_jobs():
+    """A sensor that targets a bare asset selection runs as ``__anonymous_asset_job_…`` in the UI."""
+    defs = build_definitions("/nonexistent-home")
+    anonymous = {s.name: [t.job_name for t in s.targets] for s in defs.sensors or []
+                 if not s.targets or any(t.job_name.startswith("__") for t in s.targets)}
+    assert anonymous == {}
+
+
+def test_asset_and_check_descriptions_spell_placeholders_so_markdown_keeps_them():
+    """``catalog/<batch>/catalog.parquet`` renders as ``catalog//catalog.parquet`` in the UI's markdown."""
+    defs = build_definitions("/nonexistent-home")
+    repo = defs.get_repository_def()
+    texts = {s.key.to_user_string(): s.description or "" for s in defs.resolve_all_asset_specs()}
+    texts |= {f"{k.asset_key.to_user_string()}:{k.name}": repo.asset_graph.get_check_spec(k).description or ""
+              for k in repo.asset_graph.asset_check_keys}
+    texts |= {f"job {j.name}": j.description or "" for j in defs.resolve_all_job_defs()}
+    texts |= {f"sensor {s.name}": s.description or "" for s in defs.sensors or []}
+    swallowed = {name: text for name, text in texts.items() if re.search(r"<[A-Za-z_][\w ]*>", text)}
+    assert swallowed == {}, "write placeholders as {batch}, not <batch>"
