@@ -47,8 +47,13 @@ def _cut(text: str, m: re.Match) -> int | None:
 
 def space_punctuation(text: str) -> tuple[str, list[int]]:
     """``(spaced text, sorted offsets of the inserted spaces in it)``; ``(text, [])`` when nothing is glued."""
-    cuts = []
+    cuts: list[int] = []
     for m in _CANDIDATE.finditer(text):
+        p = m.start()
+        if text[p] == "(" or text[p] == "[":       # the common case, decided inline
+            if p and not text[p - 1].isspace() and text[p - 1] not in "([" and (not cuts or cuts[-1] != p):
+                cuts.append(p)
+            continue
         at = _cut(text, m)
         if at is not None and (not cuts or cuts[-1] != at):
             cuts.append(at)
