@@ -20,6 +20,8 @@ def effective_decisions(adjudications: pd.DataFrame, level: str) -> pd.DataFrame
     if missing_cols:
         raise ValueError(f"adjudications table lacks columns {missing_cols}")
     rows = adjudications[(adjudications["target_level"] == level) & (adjudications["decision"] != "skip")]
+    if "reverts" in rows.columns:  # review app undo: an appended reversal cancels the decision it names
+        rows = rows[(rows["decision"] != "undo") & ~rows["decision_id"].isin(rows["reverts"].dropna())]
     if rows.empty:
         return rows
     rows = rows.assign(_at=pd.to_datetime(rows["decided_at"], utc=True, errors="coerce"))

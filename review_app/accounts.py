@@ -12,7 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from review_app.storage import User
+from review_app.storage import ROLES, User
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
 MIN_PASSWORD_LENGTH = 8
@@ -34,7 +34,8 @@ def validate_username(name: str) -> str:
     return name
 
 
-def create_user(session: Session, username: str, password: str, *, replace: bool = False) -> User:
+def create_user(session: Session, username: str, password: str, *, replace: bool = False,
+                role: str = "annotator") -> User:
     """Add an annotator (or, with ``replace``, set a new password, which also ends their sessions)."""
     validate_username(username)
     if len(password or "") < MIN_PASSWORD_LENGTH:
@@ -48,6 +49,9 @@ def create_user(session: Session, username: str, password: str, *, replace: bool
     user.password_hash = _hasher.hash(password)
     user.session_nonce = secrets.token_hex(16)
     user.active = True
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {list(ROLES)}, got {role!r}")
+    user.role = role
     session.flush()
     return user
 
@@ -69,36 +73,74 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     return user
 
 
-class LoginThrottle:
-    """Refuse sign-in to an account for ``window_s`` after ``max_failures`` wrong passwords in
-    that window, so a password cannot be guessed online at argon2 speed. Per process, in memory:
-    behind several workers the effective limit is ``max_failures`` per worker."""
+def change_password(session: Session, user_id: int, current: str, new: str) -> User:
+    """The signed-in user's own password change: the current one is required; other sessions end."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise AccountError("no such account")
+    try:
+        _hasher.verify(user.password_hash, current or "")
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        raise AccountError("the current password is wrong") from None
+    if len(new or "") < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    user.password_hash = _hasher.hash(new)
+    user.session_nonce = secrets.token_hex(16)
+    session.flush()
+    return user
 
-    def __init__(self, max_failures: int = 5, window_s: float = 300.0, clock=time.monotonic):
+
+def set_role(session: Session, user: User, role: str) -> None:
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {list(ROLES)}, got {role!r}")
+    user.role = role
+    session.flush()
+
+
+class LoginThrottle:
+    """Throttle wrong passwords per (client, account) and per client, with exponential back-off.
+
+    * a (client, account) pair is paused after ``max_failures`` wrong passwords in ``window_s``,
+      then for twice as long after each further failure (capped at 64 windows) — online guessing at
+      argon2 speed is hopeless, yet the real annotator signing in from another client is unaffected;
+    * a client is paused after ``client_factor × max_failures`` failures across any usernames, so
+      spraying one password over many accounts is limited too.
+
+    Per process, in memory: behind several workers the limits hold per worker.
+    """
+
+    def __init__(self, max_failures: int = 5, window_s: float = 300.0, clock=time.monotonic,
+                 client_factor: int = 4, max_backoff_windows: int = 64):
         self.max_failures = max_failures
         self.window_s = window_s
+        self.client_limit = max_failures * client_factor
+        self.max_backoff = window_s * max(1, max_backoff_windows)
         self._clock = clock
-        self._failures: dict[str, list[float]] = {}
+        self._failures: dict[tuple, list[float]] = {}
         self._lock = threading.Lock()
 
-    def _recent(self, username: str) -> list[float]:
+    def _wait(self, key: tuple, limit: int) -> float:
+        # failures since the last success, forgotten after the longest pause
         now = self._clock()
-        recent = [t for t in self._failures.get(username, []) if now - t < self.window_s]
-        self._failures[username] = recent
-        return recent
+        recent = [t for t in self._failures.get(key, []) if now - t < self.max_backoff]
+        self._failures[key] = recent
+        if len(recent) < limit:
+            return 0.0
+        pause = min(self.window_s * 2 ** (len(recent) - limit), self.max_backoff)
+        return max(0.0, recent[-1] + pause - now)
 
-    def blocked_for(self, username: str) -> float:
-        """Seconds until ``username`` may try again (0 when not blocked)."""
+    def blocked_for(self, client: str, username: str) -> float:
+        """Seconds until ``client`` may try ``username`` again (0 when not blocked)."""
         with self._lock:
-            recent = self._recent(username)
-            if len(recent) < self.max_failures:
-                return 0.0
-            return max(0.0, self.window_s - (self._clock() - recent[-self.max_failures]))
+            return max(self._wait(("pair", client, username), self.max_failures),
+                       self._wait(("client", client), self.client_limit))
 
-    def failed(self, username: str) -> None:
+    def failed(self, client: str, username: str) -> None:
+        now = self._clock()
         with self._lock:
-            self._recent(username).append(self._clock())
+            self._failures.setdefault(("pair", client, username), []).append(now)
+            self._failures.setdefault(("client", client), []).append(now)
 
-    def succeeded(self, username: str) -> None:
+    def succeeded(self, client: str, username: str) -> None:
         with self._lock:
-            self._failures.pop(username, None)
+            self._failures.pop(("pair", client, username), None)

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from curation.tasks import TASKS, class_index
 from review_app import APP_VERSION
-from review_app.storage import DECISIONS, Decision, QueueItem, User, utcnow
+from review_app.consensus import DISPUTED, can_adjudicate, needs_double_read, read_value, reads_of
+from review_app.storage import DECISIONS, Decision, QueueItem, Read, User, utcnow
 
 DECISION_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 LABEL_CHANGING = ("confirm", "correct", "unknown")
@@ -83,8 +84,15 @@ def latest_decision(session: Session, item_id: int, *, include_skip: bool = Fals
     return session.scalar(stmt.order_by(Decision.id.desc()).limit(1))
 
 
-def record_decision(factory: sessionmaker[Session], user: User, req: DecisionRequest) -> Decision:
-    """Store one decision by ``user`` (never by a name from the request); see module doc."""
+def record_decision(factory: sessionmaker[Session], user: User, req: DecisionRequest,
+                    double_read_tiers: frozenset[int] = frozenset()) -> Decision | None:
+    """Store one decision by ``user`` (never by a name from the request); see module doc.
+
+    On a double-read item (:mod:`review_app.consensus`) the first reading is stored as a blinded
+    read and ``None`` is returned; the second settles the item (consensus decision or disputed).
+    """
+    if req.decision == "undo":
+        raise DecisionError("undo is its own action: use the undo button of the decision")
     if req.decision not in DECISIONS:
         raise DecisionError(f"decision must be one of {list(DECISIONS)}, got {req.decision!r}")
     if not DECISION_ID_RE.match(req.decision_id or ""):
@@ -101,6 +109,10 @@ def record_decision(factory: sessionmaker[Session], user: User, req: DecisionReq
         if req.decision in LABEL_CHANGING and item.version != req.expected_version:
             # checked before the label: what the annotator saw is gone, whatever the new state allows
             raise ConflictError(item.id, req.expected_version, item.version, latest_decision(session, item.id))
+        if item.status == DISPUTED and req.decision in LABEL_CHANGING and not can_adjudicate(user):
+            raise DecisionError("the two readers of this item disagree: it waits for an adjudicator")
+        if item.status == "open" and req.decision in LABEL_CHANGING and needs_double_read(item, double_read_tiers):
+            return _record_read(session, item, user, req)
         label = _decided_label(item, req)
         decision = Decision(
             decision_id=req.decision_id, item_id=item.id, target_level=item.target_level,
@@ -141,6 +153,51 @@ def record_decision(factory: sessionmaker[Session], user: User, req: DecisionReq
         return decision
 
 
+def _record_read(session: Session, item: QueueItem, user: User, req: DecisionRequest) -> Decision | None:
+    label = _decided_label(item, req)
+    reads = reads_of(session, item.id)
+    mine = [r for r in reads if r.user_id == user.id]
+    if mine:
+        if (mine[0].decision, mine[0].label) == (req.decision, label):
+            return None  # the same read sent twice
+        raise DecisionError("you already read this item; its second reader or an adjudicator settles it")
+    read = Read(item_id=item.id, task=item.task, user_id=user.id, annotator=user.username,
+                decision=req.decision, label=label, read_at=utcnow())
+    session.add(read)
+    reads.append(read)
+    if len(reads) < 2:
+        session.commit()
+        return None
+    first, second = reads[0], reads[1]
+    guard = update(QueueItem).where(QueueItem.id == item.id, QueueItem.version == item.version)
+    decision = None
+    if read_value(first) == read_value(second):
+        kind = "unknown" if label is None else ("confirm" if label == item.current_label else "correct")
+        decision = Decision(
+            decision_id=req.decision_id, item_id=item.id, target_level=item.target_level,
+            target_key=item.target_key, task=item.task, decision=kind, label=label, user_id=user.id,
+            annotator=f"{first.annotator}+{second.annotator}", decided_at=utcnow(),
+            previous_label=item.current_label, previous_u=item.current_u, base_version=item.version,
+            resulting_version=item.version + 1, app_version=APP_VERSION)
+        values = dict(status="decided", current_label=label, current_u=None if kind == "unknown" else 0.0)
+        session.add(decision)
+    else:
+        values = dict(status=DISPUTED)
+    bumped = session.execute(guard.values(version=item.version + 1, lease_user_id=None, lease_until=None, **values)
+                             .execution_options(synchronize_session=False))
+    if bumped.rowcount != 1:
+        session.rollback()
+        fresh = session.get(QueueItem, item.id, populate_existing=True)
+        raise ConflictError(item.id, req.expected_version, fresh.version, None)
+    try:
+        session.commit()
+    except IntegrityError:  # the other reader's read landed at the same moment
+        session.rollback()
+        fresh = session.get(QueueItem, item.id, populate_existing=True)
+        raise ConflictError(item.id, req.expected_version, fresh.version, None) from None
+    return decision
+
+
 def _decided_label(item: QueueItem, req: DecisionRequest) -> str | None:
     if req.decision == "confirm":
         if item.current_label is None:
@@ -160,32 +217,55 @@ def _replayed(session: Session, user: User, req: DecisionRequest) -> Decision | 
     return prior
 
 
+@dataclass(frozen=True)
+class QueueFilter:
+    """Queue filters an annotator picks (task, batch, reason); empty = all."""
+    task: str = ""
+    batch: str = ""
+    reason: str = ""
+
+    def apply(self, stmt):
+        if self.task:
+            stmt = stmt.where(QueueItem.task == self.task)
+        if self.batch:
+            stmt = stmt.where(QueueItem.batch == self.batch)
+        if self.reason:  # reasons is a ';'-joined list of reason names (no name contains another)
+            stmt = stmt.where(or_(QueueItem.reasons == self.reason,
+                                  QueueItem.reasons.like(f"{self.reason};%"),
+                                  QueueItem.reasons.like(f"%;{self.reason}"),
+                                  QueueItem.reasons.like(f"%;{self.reason};%")))
+        return stmt
+
+
 def next_item_id(factory: sessionmaker[Session], user: User, lease_s: int, *, batch: int = 32,
-                 max_rounds: int = 50) -> int | None:
-    """The highest-priority open item this annotator has not skipped and nobody else holds.
+                 max_rounds: int = 50, where: QueueFilter = QueueFilter()) -> int | None:
+    """The highest-priority open item this annotator has not skipped or read and nobody else holds;
+    for adjudicators, disputed double-read items come first.
 
     Opening an item leases it for ``lease_s`` so concurrent annotators are handed different
     items; the lease is advisory — correctness rests on the version check, not on it. Under
     contention many annotators race for the same first item, so the candidates are tried in
     priority order until one lease sticks; ``None`` means the queue really is empty for them.
     """
+    statuses = ["open", DISPUTED] if can_adjudicate(user) else ["open"]
     for _ in range(max_rounds):
         with factory() as session:
             now = utcnow()
             skipped = select(Decision.item_id).where(Decision.user_id == user.id, Decision.decision == "skip")
+            read = select(Read.item_id).where(Read.user_id == user.id)
             free = or_(QueueItem.lease_until.is_(None), QueueItem.lease_until < now,
                        QueueItem.lease_user_id == user.id)
-            candidates = list(session.scalars(
+            candidates = list(session.scalars(where.apply(
                 select(QueueItem.id)
-                .where(QueueItem.active.is_(True), QueueItem.status == "open", free,
-                       QueueItem.id.not_in(skipped))
-                .order_by(QueueItem.priority, QueueItem.id)
+                .where(QueueItem.active.is_(True), QueueItem.status.in_(statuses), free,
+                       QueueItem.id.not_in(skipped), QueueItem.id.not_in(read)))
+                .order_by((QueueItem.status != DISPUTED), QueueItem.priority, QueueItem.id)
                 .limit(batch)))
             if not candidates:
                 return None
             for candidate in candidates:
                 took = session.execute(
-                    update(QueueItem).where(QueueItem.id == candidate, QueueItem.status == "open", free)
+                    update(QueueItem).where(QueueItem.id == candidate, QueueItem.status.in_(statuses), free)
                     .values(lease_user_id=user.id, lease_until=now + timedelta(seconds=lease_s))
                     .execution_options(synchronize_session=False))
                 session.commit()
@@ -228,11 +308,14 @@ def progress(session: Session) -> Progress:
     per: dict[str, dict] = {}
     for name, kind, n, last in rows:
         entry = per.setdefault(name, {d: 0 for d in DECISIONS} | {"last": None})
+        if kind == "undo":
+            continue
         entry[kind] = int(n)
         entry["last"] = max(filter(None, [entry["last"], last]), default=None)
     annotators = [AnnotatorProgress(name, e["confirm"], e["correct"], e["unknown"], e["skip"], e["last"])
                   for name, e in sorted(per.items())]
-    open_n, decided_n = int(counts.get("open", 0)), int(counts.get("decided", 0))
+    open_n = int(counts.get("open", 0)) + int(counts.get(DISPUTED, 0))
+    decided_n = int(counts.get("decided", 0))
     return Progress(items=open_n + decided_n, open=open_n, decided=decided_n, annotators=annotators)
 
 
@@ -240,11 +323,12 @@ def history(session: Session, item_id: int) -> list[Decision]:
     return list(session.scalars(select(Decision).where(Decision.item_id == item_id).order_by(Decision.id.desc())))
 
 
-def open_items(session: Session, limit: int = 200) -> list[QueueItem]:
-    return list(session.scalars(select(QueueItem).where(QueueItem.active.is_(True), QueueItem.status == "open")
-                                .order_by(QueueItem.priority, QueueItem.id).limit(limit)))
+def open_items(session: Session, limit: int = 200, where: QueueFilter = QueueFilter()) -> list[QueueItem]:
+    return list(session.scalars(where.apply(
+        select(QueueItem).where(QueueItem.active.is_(True), QueueItem.status.in_(["open", DISPUTED])))
+        .order_by(QueueItem.priority, QueueItem.id).limit(limit)))
 
 
-__all__ = ["ConflictError", "DecisionError", "DecisionRequest", "ItemNotFound", "Progress",
+__all__ = ["ConflictError", "DecisionError", "DecisionRequest", "ItemNotFound", "Progress", "QueueFilter",
            "history", "latest_decision", "next_item_id", "normalise_label", "open_items", "progress",
            "record_decision"]

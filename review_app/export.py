@@ -36,6 +36,8 @@ def write_adjudications(frame: pd.DataFrame, path: Path) -> Path:
 
 
 def effective_decisions(frame: pd.DataFrame) -> pd.DataFrame:
-    """The decision in force per (target_level, target_key, task): the latest non-skip one."""
-    decided = frame[frame["decision"] != "skip"]
+    """The decision in force per (target_level, target_key, task): the latest non-skip one that
+    was not undone (an ``undo`` row cancels the decision named in its ``reverts``)."""
+    undone = set(frame["reverts"].dropna()) if "reverts" in frame.columns else set()
+    decided = frame[~frame["decision"].isin(["skip", "undo"]) & ~frame["decision_id"].isin(undone)]
     return decided.drop_duplicates(["target_level", "target_key", "task"], keep="last").reset_index(drop=True)

@@ -161,7 +161,8 @@ def _image_table(image_labels: pd.DataFrame, catalog: pd.DataFrame | None,
                  index: pd.DataFrame | None) -> pd.DataFrame:
     """image_key -> breast_key, accession_key, view, laterality, cache_path, orientation flag."""
     parts = [image_labels[["image_key", "breast_key"]]]
-    cols = ["image_key", "breast_key", "accession_key", "view", "laterality", "view_conflict"]
+    cols = ["image_key", "breast_key", "accession_key", "view", "laterality", "view_conflict", "patient_pid",
+            "study_date"]
     if catalog is not None and len(catalog):
         parts.insert(0, catalog[[c for c in cols if c in catalog.columns]])
     images = pd.concat(parts, ignore_index=True).drop_duplicates("image_key", keep="first")
@@ -180,6 +181,37 @@ def _image_table(image_labels: pd.DataFrame, catalog: pd.DataFrame | None,
     images["view_conflict"] = images["view_conflict"].fillna(False).astype(bool)
     images["_view_order"] = images["view"].map(_VIEW_ORDER).fillna(9)
     return images.sort_values(["breast_key", "_view_order", "image_key"], kind="mergesort")
+
+
+_HANG_ORDER = {("R", "CC"): 0, ("L", "CC"): 1, ("R", "MLO"): 2, ("L", "MLO"): 3, ("R", "ML"): 2, ("L", "ML"): 3}
+
+
+def _hanging(images: pd.DataFrame) -> tuple[dict, dict]:
+    """accession -> its images in R-CC, L-CC, R-MLO, L-MLO order; accession -> prior accession
+    (same patient, latest earlier study date) — the mammography hanging protocol."""
+    known = images.dropna(subset=["accession_key"])
+    order = [(_HANG_ORDER.get((lat, view), 9), key) for lat, view, key in
+             zip(known["laterality"], known["view"], known["image_key"])]
+    known = known.assign(_hang=[o for o, _ in order]).sort_values(["accession_key", "_hang", "image_key"],
+                                                                  kind="mergesort")
+    exams = {acc: g for acc, g in known.groupby("accession_key", sort=False)}
+    prior: dict[str, str] = {}
+    studies = known.dropna(subset=["patient_pid", "study_date"]).drop_duplicates("accession_key")
+    for _, g in studies.groupby("patient_pid", sort=False):
+        g = g.sort_values(["study_date", "accession_key"], kind="mergesort")
+        accs, dates = list(g["accession_key"]), list(g["study_date"])
+        for n in range(1, len(accs)):
+            earlier = [a for a, d in zip(accs[:n], dates[:n]) if d < dates[n]]
+            if earlier:
+                prior[accs[n]] = earlier[-1]
+    return exams, prior
+
+
+def _image_entry(r, role: str, target: bool) -> dict:
+    return {"image_key": r.image_key, "view": None if _is_missing(r.view) else str(r.view),
+            "laterality": None if _is_missing(r.laterality) else str(r.laterality),
+            "cache_path": None if _is_missing(r.cache_path) else str(r.cache_path),
+            "orientation_disagreement": bool(r.orientation_disagreement), "exam": role, "target": target}
 
 
 def _probabilities(pred: pd.DataFrame, task: str) -> tuple[list[str], np.ndarray] | None:
@@ -276,6 +308,7 @@ def build_queue(breast_labels: pd.DataFrame, image_labels: pd.DataFrame, *,
     has_kind = {"breast": "conflict_kind" in breast_labels.columns, "image": "conflict_kind" in image_labels.columns}
     images = _image_table(image_labels, catalog, index)
     images_of_breast = {k: g for k, g in images.groupby("breast_key", sort=False)}
+    exams, prior_of = _hanging(images)
     image_row = images.set_index("image_key", drop=False)
     pred_by_image: dict[str, pd.DataFrame] = {}
     if predictions is not None and len(predictions):
@@ -338,12 +371,15 @@ def build_queue(breast_labels: pd.DataFrame, image_labels: pd.DataFrame, *,
         laterality = row.breast_key[-1] if isinstance(row.breast_key, str) and ":" in row.breast_key else None
         span_start, span_end, report_row, related_spans = _span(mentions_by_acc, acc, row.task, laterality,
                                                                 row.evidence, label)
-        images_json = json.dumps([
-            {"image_key": r.image_key, "view": None if _is_missing(r.view) else str(r.view),
-             "laterality": None if _is_missing(r.laterality) else str(r.laterality),
-             "cache_path": None if _is_missing(r.cache_path) else str(r.cache_path),
-             "orientation_disagreement": bool(r.orientation_disagreement)}
-            for r in imgs.itertuples(index=False)], sort_keys=True)
+        targets = set(imgs["image_key"])
+        if level == "breast" and not _is_missing(acc) and acc in exams:
+            # hanging protocol: the exam's four views (this breast's marked), then the prior exam
+            shown = [_image_entry(r, "current", r.image_key in targets) for r in exams[acc].itertuples(index=False)]
+            if acc in prior_of:
+                shown += [_image_entry(r, "prior", False) for r in exams[prior_of[acc]].itertuples(index=False)]
+        else:
+            shown = [_image_entry(r, "current", True) for r in imgs.itertuples(index=False)]
+        images_json = json.dumps(shown, sort_keys=True)
         items.append({
             "item_key": item_key(level, target, row.task), "target_level": level, "target_key": target,
             "task": row.task, "batch": row.batch, "breast_key": row.breast_key,

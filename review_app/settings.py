@@ -12,6 +12,7 @@ from curation.home import MammoHome
 
 DB_ENV_VAR = "MAMMO_REVIEW_DB"
 SECRET_ENV_VAR = "MAMMO_REVIEW_SECRET"
+DOUBLE_READ_ENV_VAR = "MAMMO_REVIEW_DOUBLE_READ_TIERS"
 
 
 class ReviewSettings(BaseModel):
@@ -26,6 +27,9 @@ class ReviewSettings(BaseModel):
     preview_height: int = Field(default=1024, ge=64, le=8192, description="Served image height in pixels")
     login_max_failures: int = Field(default=5, ge=1, description="Wrong passwords before an account is paused")
     login_window_s: int = Field(default=300, ge=1, description="Window and pause for login_max_failures")
+    double_read_tiers: frozenset[int] = Field(default=frozenset(), description="Reason tiers read blind by two "
+                                              "annotators (e.g. {0}: pathology conflicts); a disagreement "
+                                              "goes to an adjudicator")
     lease_s: int = Field(default=300, ge=0, description="How long an opened item is kept out of other "
                                                         "annotators' 'next' so two people rarely review one item")
 
@@ -34,6 +38,14 @@ class ReviewSettings(BaseModel):
     def _known_dialect(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError(f"db_url must be a sqlite:// or postgresql:// URL, got {value.split(':', 1)[0]!r}")
+        return value
+
+    @field_validator("double_read_tiers")
+    @classmethod
+    def _known_tiers(cls, value: frozenset[int]) -> frozenset[int]:
+        bad = sorted(t for t in value if not 0 <= t <= 3)
+        if bad:
+            raise ValueError(f"double_read_tiers must be queue tiers 0-3, got {bad}")
         return value
 
     @classmethod
@@ -47,6 +59,13 @@ class ReviewSettings(BaseModel):
         home = MammoHome.from_env(mammo_home)
         url = db_url or os.environ.get(DB_ENV_VAR) or default_db_url(home)
         secret = overrides.pop("secret_key", None) or os.environ.get(SECRET_ENV_VAR) or secrets.token_urlsafe(48)
+        tiers = os.environ.get(DOUBLE_READ_ENV_VAR, "").strip()
+        if tiers and "double_read_tiers" not in overrides:
+            try:
+                overrides["double_read_tiers"] = frozenset(int(t) for t in tiers.split(",") if t.strip())
+            except ValueError:
+                raise ValueError(f"{DOUBLE_READ_ENV_VAR} must be comma-separated tiers such as '0' or "
+                                 f"'0,1', got {tiers!r}") from None
         return cls(mammo_home=home.root, db_url=url, secret_key=secret, **overrides)
 
 

@@ -15,6 +15,7 @@ training label:
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from sqlalchemy import (DDL, Boolean, DateTime, Float, ForeignKey, Integer, Stri
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-DECISIONS = ("confirm", "correct", "unknown", "skip")
+DECISIONS = ("confirm", "correct", "unknown", "skip", "undo")
+ROLES = ("annotator", "adjudicator", "admin")  # adjudicators settle double-read disagreements; admins also manage users
 
 
 def utcnow() -> datetime:
@@ -44,6 +46,7 @@ class User(Base):
     # part of every session cookie: rotating it (logout, new password) invalidates old cookies
     session_nonce: Mapped[str] = mapped_column(String(64), nullable=False)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    role: Mapped[str] = mapped_column(String(16), nullable=False, default="annotator")
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
 
 
@@ -107,6 +110,25 @@ class Decision(Base):
     # NULL for skip (changes nothing); NULLs never collide in a UNIQUE constraint
     resulting_version: Mapped[int | None] = mapped_column(Integer)
     app_version: Mapped[str] = mapped_column(String(32), nullable=False)
+    # for decision == "undo": the decision_id it reverses (the label goes back to previous_label/u)
+    reverts: Mapped[str | None] = mapped_column(String(32))
+
+
+class Read(Base):
+    """One blinded reading of a double-read item: stored apart from decisions until both readers
+    are in; agreement then becomes one decision, disagreement sends the item to an adjudicator."""
+
+    __tablename__ = "reads"
+    __table_args__ = (UniqueConstraint("item_id", "user_id", name="uq_one_read_per_reader"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("queue_items.id"), nullable=False, index=True)
+    task: Mapped[str] = mapped_column(String(16), nullable=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False)
+    annotator: Mapped[str] = mapped_column(String(64), nullable=False)
+    decision: Mapped[str] = mapped_column(String(8), nullable=False)     # confirm | correct | unknown
+    label: Mapped[str | None] = mapped_column(String(16))
+    read_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
 
 
 class AppendOnlyError(RuntimeError):
@@ -134,7 +156,7 @@ for _sql in _POSTGRES_APPEND_ONLY:
 @event.listens_for(Session, "before_flush")
 def _refuse_decision_changes(session: Session, flush_context, instances) -> None:
     for obj in list(session.dirty) + list(session.deleted):
-        if isinstance(obj, Decision) and (obj in session.deleted or session.is_modified(obj)):
+        if isinstance(obj, (Decision, Read)) and (obj in session.deleted or session.is_modified(obj)):
             raise AppendOnlyError("decisions are append-only: record a new decision instead of editing one")
 
 
@@ -152,11 +174,22 @@ def make_engine(db_url: str) -> Engine:
     if db_url.startswith("sqlite"):
         path = db_url.split(":///", 1)[1] if ":///" in db_url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(path))
         engine = create_engine(db_url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(db_url, pool_pre_ping=True)
+
+
+def _private_file(path: Path) -> None:
+    """The database holds password hashes: folder 0700, file (and SQLite's -wal/-shm, which copy the
+    file's mode) 0600, created so before SQLite opens it — never world-readable, whatever the umask."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if candidate.exists() and candidate.stat().st_mode & 0o077:
+            candidate.chmod(0o600)
 
 
 class SchemaMismatch(RuntimeError):

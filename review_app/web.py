@@ -18,6 +18,7 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -25,14 +26,17 @@ from curation.home import MammoHome
 from curation.pseudonym import key_from_env
 from curation.tasks import TASKS
 from review_app import APP_VERSION
-from review_app.accounts import LoginThrottle, authenticate
-from review_app.decisions import (ConflictError, DecisionError, DecisionRequest, ItemNotFound, history,
+from review_app.accounts import AccountError, LoginThrottle, authenticate, change_password, create_user, set_role
+from review_app.consensus import DISPUTED, agreement, can_adjudicate, needs_double_read, reads_of
+from review_app.decisions import (ConflictError, DecisionError, DecisionRequest, ItemNotFound, QueueFilter, history,
                                   next_item_id, open_items, progress, record_decision)
 from review_app.images import ImageUnavailable, preview_png, resolve_cache_path
 from review_app.queue import REASON_TIER
 from review_app.reports import ReportIndex, highlight
 from review_app.settings import ReviewSettings
-from review_app.storage import QueueItem, User, init_db, make_engine
+from review_app.storage import ROLES, QueueItem, User, init_db, make_engine
+from review_app.viewer import IMPORT_MAP, IMPORT_MAP_CSP_HASH, WINDOW_PRESETS, DicomCache
+from review_app.workflow import batch_progress, my_decisions, previous_item_id, undo_decision
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "mammo_review"
@@ -93,7 +97,9 @@ def create_app(settings: ReviewSettings, *, pseudonym_key: bytes | None = None) 
     reports = ReportIndex(home, key)
     throttle = LoginThrottle(settings.login_max_failures, settings.login_window_s)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.globals.update(app_version=APP_VERSION, task_titles=TASK_TITLES, reason_text=REASON_TEXT)
+    templates.env.globals.update(app_version=APP_VERSION, task_titles=TASK_TITLES, reason_text=REASON_TEXT,
+                                 import_map=IMPORT_MAP, window_presets=WINDOW_PRESETS)
+    dicoms = DicomCache()
 
     app = FastAPI(title="mammo-mtl review", version=APP_VERSION, docs_url=None, redoc_url=None,
                   openapi_url=None)
@@ -108,7 +114,8 @@ def create_app(settings: ReviewSettings, *, pseudonym_key: bytes | None = None) 
     async def security_headers(request: Request, call_next):
         response = await call_next(request)
         response.headers.setdefault("Content-Security-Policy",
-                                    "default-src 'self'; img-src 'self'; script-src 'self'; style-src 'self'; "
+                                    "default-src 'self'; img-src 'self'; "
+                                    f"script-src 'self' {IMPORT_MAP_CSP_HASH}; style-src 'self'; "
                                     "frame-ancestors 'none'; form-action 'self'")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
@@ -159,6 +166,16 @@ def create_app(settings: ReviewSettings, *, pseudonym_key: bytes | None = None) 
             raise LoginRequired(path)
         return user
 
+    def require_admin(request: Request) -> User:
+        user = require_user(request)
+        if user.role != "admin":
+            raise LoginRequired("/login")
+        return user
+
+    def queue_filter(request: Request) -> QueueFilter:
+        saved_filter = request.session.get("filter") or {}
+        return QueueFilter(**{k: str(saved_filter.get(k, "")) for k in ("task", "batch", "reason")})
+
     def render_item(request: Request, user: User, item_id: int, *, message: str | None = None,
                     status_code: int = 200):
         with factory() as session:
@@ -168,6 +185,18 @@ def create_app(settings: ReviewSettings, *, pseudonym_key: bytes | None = None) 
                     "user": user, "title": "No such item",
                     "message": f"Queue item {item_id} does not exist."}, status_code=404)
             past = history(session, item_id)
+            reads = reads_of(session, item_id)
+            siblings = list(session.scalars(
+                select(QueueItem).where(QueueItem.target_key == item.target_key, QueueItem.id != item.id,
+                                        QueueItem.active.is_(True)).order_by(QueueItem.priority)))
+        flash = request.session.pop("flash", None)
+        if isinstance(flash, dict) and flash.get("item") == item_id:
+            message, status_code = flash.get("message"), int(flash.get("status", status_code))
+        saved = request.session.pop("saved", None)
+        double = needs_double_read(item, settings.double_read_tiers)
+        blinded = double and item.status == "open"
+        if blinded:  # a double reader sees neither the other read nor the decisions history
+            past = []
         images = json.loads(item.images_json or "[]")
         texts = []
         related = json.loads(item.related_spans or "[]")
@@ -183,7 +212,12 @@ def create_app(settings: ReviewSettings, *, pseudonym_key: bytes | None = None) 
             "report_problem": reports.problem(item.batch), "history": past, "message": message,
             "reasons": [r for r in item.reasons.split(";") if r], "csrf": csrf_token(request),
             "decision_id": secrets.token_hex(16), "classes": class_keys(item.task),
-            "class_names": CLASS_NAMES.get(item.task, {}),
+            "class_names": CLASS_NAMES.get(item.task, {}), "saved": saved, "blinded": blinded,
+            "double": double, "reads": [] if blinded else reads, "n_reads": len(reads),
+            "my_read": next((r for r in reads if r.user_id == user.id), None),
+            "can_decide": item.status != DISPUTED or can_adjudicate(user), "siblings": siblings,
+            "current_images": [(i, img) for i, img in enumerate(images) if img.get("exam", "current") == "current"],
+            "prior_images": [(i, img) for i, img in enumerate(images) if img.get("exam") == "prior"],
         }
         return templates.TemplateResponse(request, "item.html", context, status_code=status_code)
 
@@ -207,21 +241,22 @@ def create_app(settings: ReviewSettings, *, pseudonym_key: bytes | None = None) 
               csrf_token_: str = Form("", alias="csrf_token"), next: str = Form("/queue")):
         check_csrf(request, csrf_token_)
         name = username.strip()
-        wait = throttle.blocked_for(name)
+        client = request.client.host if request.client else "unknown"
+        wait = throttle.blocked_for(client, name)
         if wait > 0:
             return templates.TemplateResponse(request, "login.html", {
                 "user": None, "csrf": csrf_token(request), "next": _safe_next(next),
-                "error": f"Too many wrong passwords for this account; try again in {int(wait // 60) + 1} "
+                "error": f"Too many wrong passwords from this computer; try again in {int(wait // 60) + 1} "
                          "minute(s)."}, status_code=429)
         with factory() as session:
             user = authenticate(session, name, password)
             session.commit()
         if user is None:
-            throttle.failed(name)
+            throttle.failed(client, name)
             return templates.TemplateResponse(request, "login.html", {
                 "user": None, "csrf": csrf_token(request), "next": _safe_next(next),
                 "error": "Wrong username or password."}, status_code=401)
-        throttle.succeeded(name)
+        throttle.succeeded(client, name)
         request.session.clear()  # a fresh session (and CSRF token) per login
         request.session.update(uid=user.id, nonce=user.session_nonce, csrf=secrets.token_urlsafe(32))
         return RedirectResponse(_safe_next(next), status_code=303)
@@ -240,15 +275,22 @@ def create_app(settings: ReviewSettings, *, pseudonym_key: bytes | None = None) 
         return RedirectResponse("/", status_code=303)
 
     @app.get("/queue")
-    def queue_page(request: Request, done: int = 0):
+    def queue_page(request: Request, done: int = 0, task: str | None = None, batch: str | None = None,
+                   reason: str | None = None):
         user = require_user(request)
+        if task is not None or batch is not None or reason is not None:  # the filter form was sent
+            request.session["filter"] = {"task": task if task in TASKS else "",
+                                         "batch": batch or "", "reason": reason if reason in REASON_TIER else ""}
+        where = queue_filter(request)
         with factory() as session:
             stats = progress(session)
-            items = open_items(session)
+            items = open_items(session, where=where)
+            batches = batch_progress(session)
         mine = next((a for a in stats.annotators if a.annotator == user.username), None)
         return templates.TemplateResponse(request, "queue.html", {
             "user": user, "csrf": csrf_token(request), "stats": stats, "items": items, "mine": mine,
-            "done": bool(done)})
+            "done": bool(done), "batches": batches, "where": where, "tasks": list(TASKS),
+            "reasons": list(REASON_TIER)})
 
     @app.get("/api/progress")
     def progress_json(request: Request):
@@ -263,7 +305,7 @@ def create_app(settings: ReviewSettings, *, pseudonym_key: bytes | None = None) 
     @app.get("/next")
     def next_item(request: Request):
         user = require_user(request)
-        item_id = next_item_id(factory, user, settings.lease_s)
+        item_id = next_item_id(factory, user, settings.lease_s, where=queue_filter(request))
         if item_id is None:
             return RedirectResponse("/queue?done=1", status_code=303)
         return RedirectResponse(f"/items/{item_id}", status_code=303)
@@ -288,6 +330,22 @@ def create_app(settings: ReviewSettings, *, pseudonym_key: bytes | None = None) 
             return Response(str(exc), status_code=404, media_type="text/plain")
         return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
+    @app.get("/items/{item_id}/images/{position}.dcm")
+    def item_dicom(request: Request, item_id: int, position: int):
+        """The full-resolution 16-bit image as an identifier-free DICOM for the viewer (review_app.viewer)."""
+        require_user(request)
+        with factory() as session:
+            item = session.get(QueueItem, item_id)
+        images = json.loads(item.images_json) if item is not None else []
+        if not 0 <= position < len(images):
+            return Response("no such image", status_code=404, media_type="text/plain")
+        try:
+            path = resolve_cache_path(home.cache, images[position].get("cache_path"))
+            data = dicoms.get(path, images[position]["image_key"])
+        except ImageUnavailable as exc:
+            return Response(str(exc), status_code=404, media_type="text/plain")
+        return Response(data, media_type="application/dicom", headers={"Cache-Control": "private, max-age=3600"})
+
     @app.post("/items/{item_id}/decision")
     def decide(request: Request, item_id: int, action: str = Form(""), version: int = Form(-1),
                decision_id: str = Form(""), csrf_token_: str = Form("", alias="csrf_token")):
@@ -297,15 +355,134 @@ def create_app(settings: ReviewSettings, *, pseudonym_key: bytes | None = None) 
         req = DecisionRequest(item_id=item_id, decision=decision, expected_version=version,
                               decision_id=decision_id, label=label or None)
         try:
-            record_decision(factory, user, req)
+            stored = record_decision(factory, user, req, settings.double_read_tiers)
         except ItemNotFound as exc:
             return templates.TemplateResponse(request, "error.html", {
                 "user": user, "title": "No such item", "message": str(exc)}, status_code=404)
         except ConflictError as exc:
-            return render_item(request, user, item_id, message=str(exc), status_code=409)
+            # post-redirect-get: the item page shows the conflict once (409); a reload never re-posts
+            request.session["flash"] = {"item": item_id, "message": str(exc), "status": 409}
+            return RedirectResponse(f"/items/{item_id}?conflict=1", status_code=303)
         except DecisionError as exc:
             return render_item(request, user, item_id, message=f"Not saved: {exc}", status_code=400)
+        what = decision if stored is not None or decision == "skip" else "blinded read"
+        request.session["saved"] = {"item": item_id, "what": what + (f" → {label}" if label else ""),
+                                    "decision_id": stored.decision_id if stored is not None and
+                                    stored.annotator == user.username and decision != "skip" else None}
         return RedirectResponse("/next", status_code=303)
+
+    @app.post("/decisions/{decision_id}/undo")
+    def undo(request: Request, decision_id: str, csrf_token_: str = Form("", alias="csrf_token")):
+        user = require_user(request)
+        check_csrf(request, csrf_token_)
+        try:
+            reverted = undo_decision(factory, user, decision_id)
+        except DecisionError as exc:
+            return templates.TemplateResponse(request, "error.html", {
+                "user": user, "title": "Not undone", "message": str(exc)}, status_code=400)
+        except ConflictError as exc:
+            return templates.TemplateResponse(request, "error.html", {
+                "user": user, "title": "Not undone", "message": "Someone changed this item since your decision: "
+                + str(exc)}, status_code=409)
+        request.session["flash"] = {"item": reverted.item_id, "status": 200,
+                                    "message": "Undone: the label is back to what it was before your decision."}
+        return RedirectResponse(f"/items/{reverted.item_id}", status_code=303)
+
+    @app.get("/previous")
+    def previous(request: Request, current: int | None = None):
+        user = require_user(request)
+        with factory() as session:
+            item_id = previous_item_id(session, user, current)
+        return RedirectResponse(f"/items/{item_id}" if item_id else "/mine", status_code=303)
+
+    @app.get("/mine")
+    def mine_page(request: Request):
+        user = require_user(request)
+        with factory() as session:
+            rows = my_decisions(session, user)
+        return templates.TemplateResponse(request, "mine.html", {"user": user, "csrf": csrf_token(request),
+                                                                 "rows": rows})
+
+    @app.get("/stats")
+    def stats_page(request: Request):
+        user = require_user(request)
+        with factory() as session:
+            pairs = agreement(session)
+            disputed = session.scalar(select(func.count()).select_from(QueueItem)
+                                      .where(QueueItem.status == DISPUTED, QueueItem.active.is_(True)))
+        return templates.TemplateResponse(request, "stats.html", {
+            "user": user, "csrf": csrf_token(request), "pairs": pairs, "disputed": int(disputed or 0),
+            "tiers": sorted(settings.double_read_tiers)})
+
+    @app.get("/account/password")
+    def password_form(request: Request):
+        user = require_user(request)
+        return templates.TemplateResponse(request, "password.html", {"user": user, "csrf": csrf_token(request),
+                                                                     "message": None, "ok": False})
+
+    @app.post("/account/password")
+    def password_change(request: Request, current: str = Form(""), new: str = Form(""), repeat: str = Form(""),
+                        csrf_token_: str = Form("", alias="csrf_token")):
+        user = require_user(request)
+        check_csrf(request, csrf_token_)
+        try:
+            if new != repeat:
+                raise AccountError("the two new passwords differ")
+            with factory() as session:
+                changed = change_password(session, user.id, current, new)
+                session.commit()
+        except AccountError as exc:
+            return templates.TemplateResponse(request, "password.html", {
+                "user": user, "csrf": csrf_token(request), "message": str(exc), "ok": False}, status_code=400)
+        request.session.update(nonce=changed.session_nonce)  # this session stays, the others end
+        return templates.TemplateResponse(request, "password.html", {
+            "user": user, "csrf": csrf_token(request), "message": "Password changed.", "ok": True})
+
+    @app.get("/admin/users")
+    def users_page(request: Request, message: str | None = None):
+        user = require_admin(request)
+        with factory() as session:
+            users = list(session.scalars(select(User).order_by(User.username)))
+        return templates.TemplateResponse(request, "admin.html", {
+            "user": user, "csrf": csrf_token(request), "users": users, "roles": ROLES,
+            "message": request.session.pop("admin_message", None)})
+
+    @app.post("/admin/users")
+    def users_change(request: Request, username: str = Form(""), password: str = Form(""),
+                     role: str = Form("annotator"), action: str = Form("create"),
+                     csrf_token_: str = Form("", alias="csrf_token")):
+        admin = require_admin(request)
+        check_csrf(request, csrf_token_)
+        try:
+            with factory() as session:
+                if action == "create":
+                    create_user(session, username.strip(), password, role=role)
+                    note = f"{username.strip()} added as {role}"
+                else:
+                    target = session.scalar(select(User).where(User.username == username))
+                    if target is None:
+                        raise AccountError(f"no annotator {username!r}")
+                    if target.id == admin.id and action in ("deactivate", "role"):
+                        raise AccountError("an admin cannot deactivate or demote themself here")
+                    if action == "deactivate":
+                        target.active, target.session_nonce = False, secrets.token_hex(16)
+                        note = f"{username} deactivated"
+                    elif action == "activate":
+                        target.active = True
+                        note = f"{username} activated"
+                    elif action == "role":
+                        set_role(session, target, role)
+                        note = f"{username} is now {role}"
+                    elif action == "password":
+                        create_user(session, username, password, replace=True, role=target.role)
+                        note = f"new password set for {username}"
+                    else:
+                        raise AccountError(f"unknown action {action!r}")
+                session.commit()
+        except AccountError as exc:
+            note = f"Not changed: {exc}"
+        request.session["admin_message"] = note
+        return RedirectResponse("/admin/users", status_code=303)
 
     return app
 

@@ -152,9 +152,22 @@ def test_second_annotator_on_the_same_item_gets_a_clear_conflict(sample, alice, 
     assert alice.post(f"/items/{iid}/decision", data=dict(alice_form, action="confirm"),
                       follow_redirects=False).status_code == 303
     late = bob.post(f"/items/{iid}/decision", data=dict(bob_form, action="correct:1"), follow_redirects=False)
-    assert late.status_code == 409
-    assert "Not saved: alice decided this item (confirm)" in late.text
+    assert late.status_code == 303 and late.headers["location"] == f"/items/{iid}?conflict=1"
+    shown = bob.get(late.headers["location"])
+    assert shown.status_code == 409
+    assert "Not saved: alice decided this item (confirm)" in shown.text
     assert [d.annotator for d in decisions(sample[1])] == ["alice"]   # bob's did not overwrite
+
+
+def test_reloading_the_page_after_a_conflict_never_re_posts_the_decision(sample, alice, bob):
+    iid = item_id(sample[1], "breastbin")
+    bob_form = form_fields(bob.get(f"/items/{iid}").text)
+    decide(alice, iid, "confirm")
+    late = bob.post(f"/items/{iid}/decision", data=dict(bob_form, action="correct:1"))   # followed: a GET
+    assert late.status_code == 409 and late.request.method == "GET"
+    reloaded = bob.get(str(late.url))
+    assert reloaded.status_code == 200 and "Not saved" not in reloaded.text
+    assert [d.annotator for d in decisions(sample[1])] == ["alice"]
 
 
 def test_resubmitting_the_same_form_stores_one_decision(sample, alice):

@@ -5,7 +5,6 @@ import json
 import dagster as dg
 import pandas as pd
 import pytest
-from argon2 import PasswordHasher
 from typer.testing import CliRunner
 
 from assets.review import adjudication_problems, adjudications, review_decisions_sensor, review_queue
@@ -23,8 +22,7 @@ KEY = DEMO_KEY.encode()
 
 
 @pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+def home(tmp_path, monkeypatch, cheap_argon2):
     monkeypatch.delenv(DB_ENV_VAR, raising=False)
     monkeypatch.delenv("MAMMO_PSEUDONYM_KEY", raising=False)
     monkeypatch.setenv("MAMMO_HOME", str(tmp_path / "home"))

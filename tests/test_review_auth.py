@@ -60,7 +60,7 @@ def test_wrong_password_is_refused(app):
     assert client.get("/queue", follow_redirects=False).status_code == 303
 
 
-def test_repeated_wrong_passwords_pause_the_account_even_for_the_right_one(app):
+def test_repeated_wrong_passwords_pause_that_client_on_that_account_even_for_the_right_one(app):
     client = TestClient(app)
     for _ in range(5):
         assert login(client, "alice", "guess").status_code == 401
@@ -69,16 +69,42 @@ def test_repeated_wrong_passwords_pause_the_account_even_for_the_right_one(app):
     assert login(TestClient(app), "bob", USERS["bob"]).status_code == 303   # other accounts unaffected
 
 
+def test_the_real_annotator_still_signs_in_from_another_client_after_someone_elses_failures(app):
+    attacker = TestClient(app, client=("203.0.113.7", 5000))
+    for _ in range(6):
+        assert login(attacker, "alice", "guess").status_code in (401, 429)
+    assert login(attacker, "alice", USERS["alice"]).status_code == 429
+    assert login(TestClient(app, client=("10.1.2.3", 5000)), "alice", USERS["alice"]).status_code == 303
+
+
+def test_spraying_one_password_across_usernames_from_one_client_is_throttled(app):
+    sprayer = TestClient(app, client=("203.0.113.8", 5000))
+    codes = [login(sprayer, f"user{n:02d}", "Winter2026!").status_code for n in range(21)]
+    assert codes[:20] == [401] * 20 and codes[20] == 429
+    assert login(TestClient(app), "bob", USERS["bob"]).status_code == 303   # other clients unaffected
+
+
+def test_each_failure_after_the_pause_doubles_the_next_pause():
+    now = [0.0]
+    throttle = LoginThrottle(max_failures=2, window_s=60, clock=lambda: now[0])
+    throttle.failed("c", "alice"), throttle.failed("c", "alice")
+    now[0] = 61.0
+    throttle.failed("c", "alice")
+    assert throttle.blocked_for("c", "alice") == 120
+    throttle.succeeded("c", "alice")
+    assert throttle.blocked_for("c", "alice") == 0.0
+
+
 def test_login_throttle_forgets_failures_after_its_window():
     now = [0.0]
     throttle = LoginThrottle(max_failures=2, window_s=60, clock=lambda: now[0])
-    throttle.failed("alice")
-    throttle.failed("alice")
-    assert throttle.blocked_for("alice") == 60
+    throttle.failed("10.0.0.9", "alice")
+    throttle.failed("10.0.0.9", "alice")
+    assert throttle.blocked_for("10.0.0.9", "alice") == 60
     now[0] = 59.0
-    assert throttle.blocked_for("alice") == pytest.approx(1.0)
+    assert throttle.blocked_for("10.0.0.9", "alice") == pytest.approx(1.0)
     now[0] = 61.0
-    assert throttle.blocked_for("alice") == 0.0
+    assert throttle.blocked_for("10.0.0.9", "alice") == 0.0
 
 
 def test_login_without_csrf_token_is_rejected(app):

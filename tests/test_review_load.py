@@ -19,10 +19,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import select
 
-from review_app import accounts
 from review_app.accounts import create_user
 from review_app.queue import QUEUE_COLUMNS
 from review_app.sample import ServerProcess, form_fields, login
@@ -56,20 +54,15 @@ def synthetic_queue(n: int) -> pd.DataFrame:
 
 
 @pytest.fixture()
-def server(tmp_path):
+def server(tmp_path, cheap_argon2):
     db_url = f"sqlite:///{tmp_path / 'review.db'}"
     engine = make_engine(db_url)
     factory = init_db(engine)
-    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # verify cost follows the hash
-    original, accounts._hasher = accounts._hasher, cheap
-    try:
-        with factory() as session:
-            sync_queue(session, synthetic_queue(ITEMS))
-            for r in range(REVIEWERS):
-                create_user(session, f"reviewer{r:02d}", f"password-{r:02d}")
-            session.commit()
-    finally:
-        accounts._hasher = original
+    with factory() as session:  # test-cost hashes (tests/conftest.py); the server verifies at the hash's cost
+        sync_queue(session, synthetic_queue(ITEMS))
+        for r in range(REVIEWERS):
+            create_user(session, f"reviewer{r:02d}", f"password-{r:02d}")
+        session.commit()
     server = ServerProcess({"MAMMO_HOME": str(tmp_path / "home"), DB_ENV_VAR: db_url,
                             SECRET_ENV_VAR: "load-test-secret-" + "x" * 32}, cwd=ROOT)
     yield server.base_url, factory
@@ -103,9 +96,10 @@ def reviewer(base: str, r: int, hot: list[int], out: dict, errors: list) -> None
                 t0 = time.perf_counter()
                 sent = client.post(f"/items/{iid}/decision", data=form)
                 latencies.append(time.perf_counter() - t0)
-                if sent.status_code == 409:
-                    conflicts += 1
-                    assert "Not saved:" in sent.text
+                if sent.status_code == 303 and sent.headers["location"].endswith("?conflict=1"):
+                    conflicts += 1   # post-redirect-get: the item page then shows the conflict once, as 409
+                    shown = client.get(sent.headers["location"])
+                    assert shown.status_code == 409 and "Not saved:" in shown.text
                     continue
                 assert sent.status_code == 303, ALERT.findall(sent.text)
                 acked.append((form["decision_id"], iid, action))

@@ -12,12 +12,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
 from curation.pseudonym import DEMO_KEY
-from review_app import accounts
 from review_app.decisions import ConflictError, DecisionRequest, record_decision
 from review_app.sample import build_sample_app, form_fields, login
 from review_app.storage import Decision, QueueItem, User
@@ -77,8 +75,7 @@ def pg_url():
 
 
 @pytest.fixture()
-def app(pg_url, tmp_path, monkeypatch):
-    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+def app(pg_url, tmp_path, monkeypatch, cheap_argon2):
     settings, app = build_sample_app(tmp_path / "home", DEMO_KEY.encode(), db_url=pg_url,
                                      annotators={"alice": "alice-password", "bob": "bob-password"})
     yield app
@@ -100,7 +97,7 @@ def test_decisions_and_conflicts_work_on_postgres(app, tmp_path):
     a_form, b_form = form_fields(alice.get(f"/items/{iid}").text), form_fields(bob.get(f"/items/{iid}").text)
     assert alice.post(f"/items/{iid}/decision", data=dict(a_form, action="confirm"),
                       follow_redirects=False).status_code == 303
-    late = bob.post(f"/items/{iid}/decision", data=dict(b_form, action="correct:1"), follow_redirects=False)
+    late = bob.post(f"/items/{iid}/decision", data=dict(b_form, action="correct:1"))   # post-redirect-get
     assert late.status_code == 409 and "Not saved: alice decided this item" in late.text
     frame = export_adjudications(str(app.state.engine.url.render_as_string(hide_password=False)),
                                  tmp_path / "adj.parquet")

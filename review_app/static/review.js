@@ -19,6 +19,22 @@
     var key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
     var button = document.querySelector('#decision-form button[data-key="' + key + '"]:not([disabled])');
     if (button) { event.preventDefault(); button.click(); return; }
+    if (key === "?") {
+      var help = document.getElementById("shortcuts");
+      if (help) { event.preventDefault(); help.hidden = !help.hidden; }
+      return;
+    }
+    if (key === "Escape") { var h = document.getElementById("shortcuts"); if (h) { h.hidden = true; } return; }
+    if (key === "z") {
+      var undo = document.querySelector("#saved-undo button");
+      if (undo) { event.preventDefault(); undo.click(); }
+      return;
+    }
+    if (key === "b") {
+      var prev = document.getElementById("nav-previous");
+      if (prev) { event.preventDefault(); window.location.assign(prev.getAttribute("href")); }
+      return;
+    }
     if (key === "n") {
       var next = document.getElementById("nav-next");
       if (next) { event.preventDefault(); window.location.assign(next.getAttribute("href")); }

@@ -1,0 +1,2 @@
+import "../jszip/jszip.min.js";
+export default globalThis.JSZip;

@@ -1,0 +1,2 @@
+import "../magic-wand-tool/magic-wand.min.js";
+export default globalThis.MagicWand;
