@@ -27,6 +27,10 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
+from curation.decode_gdcm import gdcm_decode, gdcm_handles
+from curation.dicom_read import (DEFAULT_MAX_PIXELS, HeaderValueError, check_pixel_budget, declared_pixels, int_tag,
+                                 tail_bytes, truncation)
+
 # Reason codes shared with curation.preprocess (one vocabulary for quarantine rows).
 REASONS = {
     "not_dicom": "file is not a readable DICOM Part 10 file",
@@ -39,10 +43,14 @@ REASONS = {
     "blank_image": "every pixel has the same value after the display transform (all-black or all-white)",
     "too_small": "image smaller than the configured minimum size",
     "no_breast": "no foreground object large enough to be a breast",
-    "bad_voi": "VOI LUT / window values are unusable (e.g. window width <= 0)",
+    "bad_voi": "VOI LUT / window values are unusable (e.g. window width <= 0 or not a number)",
+    "too_large": "the header declares more pixels than max_pixels (corrupt header or decompression bomb); not decoded",
+    "missing_image_size": "Rows or Columns missing from the image header",
+    "bad_header_value": "a header value is not what its type requires (e.g. NumberOfFrames='abc')",
     # raised by the runner, not the decoder; listed so the vocabulary lives in one place
     "missing_file": "the catalogue names a file that is not on disk",
     "internal_error": "an unexpected exception (a bug): type and location are in the message",
+    "unexpected_error": "an unexpected exception on this file (corrupt in an unclassified way): class in the message",
 }
 
 GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
@@ -189,7 +197,10 @@ def _first(value) -> float:
     """Window Center/Width may hold several values; PS3.3 C.11.2.1.2 makes the first the default."""
     if isinstance(value, pydicom.multival.MultiValue) or isinstance(value, (list, tuple)):
         value = value[0]
-    return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise DecodeError("bad_voi", f"window value {str(value)[:40]!r} is not a number") from None
 
 
 def _fallback_window(modality_values: np.ndarray, sample: np.ndarray | None) -> tuple[float, float, str]:
@@ -294,11 +305,17 @@ def _laterality(ds: Dataset) -> str | None:
 
 
 def _expected_native_length(ds: Dataset) -> int:
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    return int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * (int(ds.BitsAllocated) // 8) * frames
+    return declared_pixels(ds) * (int_tag(ds, "BitsAllocated", 16) // 8)
 
 
-def check_header(ds: Dataset) -> None:
+def check_header(ds: Dataset, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    try:
+        _check_header(ds, max_pixels)
+    except HeaderValueError as exc:
+        raise DecodeError(exc.code, exc.detail) from None
+
+
+def _check_header(ds: Dataset, max_pixels: int) -> None:
     """Reject what is not a single-frame grayscale image before touching the pixel data."""
     if "PixelData" not in ds:
         if ("Rows" in ds and "Columns" in ds) or len(ds) == 0:
@@ -307,11 +324,12 @@ def check_header(ds: Dataset) -> None:
             # partial (or empty) dataset rather than an exception
             raise DecodeError("truncated_pixel_data", "image header present but Pixel Data missing or cut off")
         raise DecodeError("no_pixel_data", "no (7FE0,0010) Pixel Data element")
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = int_tag(ds, "NumberOfFrames", 1)
     if frames > 1:
         raise DecodeError("multi_frame", f"NumberOfFrames = {frames}")
+    check_pixel_budget(ds, max_pixels)  # before a single pixel is decoded: a 326 KB RLE can declare 4 Gpixel
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    samples = int_tag(ds, "SamplesPerPixel", 1)
     if samples != 1 or photometric not in GRAYSCALE:
         raise DecodeError("not_grayscale", f"SamplesPerPixel={samples}, PhotometricInterpretation={photometric!r}")
     tsyntax = UID(str(ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ExplicitVRLittleEndian)))
@@ -331,9 +349,10 @@ def check_header(ds: Dataset) -> None:
             raise DecodeError("truncated_pixel_data", f"{have} bytes of Pixel Data, {want} expected")
 
 
-def read_dicom(path: str | os.PathLike | Path) -> StoredImage:
+def read_dicom(path: str | os.PathLike | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> StoredImage:
     """Read header + stored pixels; raise :class:`DecodeError` with a reason code on bad input."""
     try:
+        size, tail = tail_bytes(path)
         ds = pydicom.dcmread(path)
     except FileNotFoundError:
         raise  # not a property of the file: the caller reports it as missing_file
@@ -342,21 +361,26 @@ def read_dicom(path: str | os.PathLike | Path) -> StoredImage:
     except (EOFError, OSError, ValueError, KeyError, TypeError) as exc:
         # a file cut mid-element ends here; a cut inside Pixel Data is caught by check_header
         raise DecodeError("truncated_pixel_data" if isinstance(exc, EOFError) else "not_dicom",
-                          f"{type(exc).__name__}: {exc}") from None
-    return stored_from_dataset(ds)
+                          f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    cut = truncation(ds, size, tail)
+    if cut:
+        raise DecodeError("truncated_pixel_data", f"{cut}; re-export the file from PACS")
+    return stored_from_dataset(ds, max_pixels)
 
 
-def stored_from_dataset(ds: Dataset) -> StoredImage:
-    check_header(ds)
+def stored_from_dataset(ds: Dataset, max_pixels: int = DEFAULT_MAX_PIXELS) -> StoredImage:
+    check_header(ds, max_pixels)
     try:
-        arr = ds.pixel_array
+        arr = _pixels(ds)
+    except HeaderValueError as exc:
+        raise DecodeError(exc.code, exc.detail) from None
     except NotImplementedError as exc:
-        raise DecodeError("unsupported_transfer_syntax", str(exc)) from None
+        raise DecodeError("unsupported_transfer_syntax", str(exc)[:300]) from None
     except Exception as exc:  # decoders raise anything from ValueError to RuntimeError on cut codestreams
         text = str(exc).lower()
         code = "truncated_pixel_data" if any(k in text for k in ("length", "truncat", "end of", "short", "insufficient")) \
             else "decode_failed"
-        raise DecodeError(code, f"{type(exc).__name__}: {exc}") from None
+        raise DecodeError(code, f"{type(exc).__name__}: {str(exc)[:300]}") from None
     if arr.ndim != 2:
         raise DecodeError("multi_frame" if arr.ndim == 3 and arr.shape[-1] not in (3, 4) else "not_grayscale",
                           f"decoded array has shape {arr.shape}")
@@ -364,6 +388,23 @@ def stored_from_dataset(ds: Dataset) -> StoredImage:
     tsyntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     return StoredImage(stored=arr, ds=ds, laterality=_laterality(ds), photometric=photometric,
                        transfer_syntax=tsyntax, presentation_intent=str(ds.get("PresentationIntentType", "")))
+
+
+def _pixels(ds: Dataset) -> np.ndarray:
+    """pydicom's decoders (pylibjpeg, pillow), then GDCM for what they cannot decode (12-bit JPEG
+    Extended, 1.2.840.10008.1.2.4.51, which pydicom's own GDCM plugin also refuses)."""
+    tsyntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    if tsyntax == pydicom.uid.JPEGExtended12Bit and int_tag(ds, "BitsStored", 8) > 8 and gdcm_handles(tsyntax):
+        return gdcm_decode(ds)
+    try:
+        return ds.pixel_array
+    except Exception as first:
+        if not gdcm_handles(tsyntax):
+            raise
+        try:
+            return gdcm_decode(ds)
+        except Exception:
+            raise first from None
 
 
 def decode(path: str | os.PathLike | Path) -> np.ndarray:

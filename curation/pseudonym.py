@@ -41,3 +41,11 @@ def pseudonymise(value: str | None, kind: str, key: bytes) -> str | None:
         return None
     digest = hmac.new(key, f"{kind}:{text}".encode("utf-8"), hashlib.sha256).hexdigest()
     return f"{PREFIX[kind]}-{digest[:16]}"
+
+
+def file_key(batch: str, rel: bytes, key: bytes) -> str:
+    """Pseudonymous key of one input file (folder and file names are PHI in real exports):
+    ``F-`` + 16 hex of HMAC(batch, relative path bytes). The raw path lives only in the local
+    lookup under ``$MAMMO_HOME/private/`` (:mod:`curation.file_keys`)."""
+    digest = hmac.new(key, b"file:" + batch.encode("utf-8") + b"\0" + bytes(rel), hashlib.sha256).hexdigest()
+    return f"F-{digest[:16]}"

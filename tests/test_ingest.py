@@ -43,7 +43,7 @@ def test_every_file_is_catalogued_or_quarantined_with_its_reason(planted_batch):
     assert result.files_found == 11
     assert result.accounted
     assert len(result.catalog) == 4
-    reasons = dict(zip(result.quarantine["path"], result.quarantine["reason_code"]))
+    reasons = dict(zip(result.quarantine["file_key"].map(_paths(result)), result.quarantine["reason_code"]))
     assert reasons == {
         "dicom/bad/truncated.dcm": "truncated_pixel_data",
         "dicom/bad/notes.dcm": "not_dicom",
@@ -56,9 +56,17 @@ def test_every_file_is_catalogued_or_quarantined_with_its_reason(planted_batch):
     assert result.quarantine["message"].str.len().min() > 30  # a sentence, not a code
 
 
-def test_duplicate_message_names_the_file_that_was_kept(planted_batch):
-    q = build_catalog(planted_batch, "hmi", KEY).quarantine.set_index("reason_code")
-    assert "dicom/study1/img0.dcm" in q.loc["duplicate_sop_instance", "message"]
+def _paths(result) -> dict[str, str]:
+    """file_key -> relative path, from the private lookup (tables carry only the key)."""
+    return dict(zip(result.files["file_key"], result.files["rel_path_text"]))
+
+
+def test_duplicate_message_names_the_file_that_was_kept_by_its_key(planted_batch):
+    result = build_catalog(planted_batch, "hmi", KEY)
+    q = result.quarantine.set_index("reason_code")
+    kept = {v: k for k, v in _paths(result).items()}["dicom/study1/img0.dcm"]
+    assert kept in q.loc["duplicate_sop_instance", "message"]
+    assert "study1" not in q.loc["duplicate_sop_instance", "message"]
 
 
 def test_catalogue_rows_are_pseudonymised_and_carry_tag_provenance(planted_batch):

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from assets.preprocessing import preprocessed_images
+from curation.file_keys import lookup_frame, lookup_path, write_lookup
 from curation.home import MammoHome
 from curation.preprocess.phantom import phantom_dataset, write_phantom
 from pipelines.resources import MammoHomeResource
@@ -24,13 +25,16 @@ def home(tmp_path):
     write_phantom(dicom / "b.dcm", 256, 200, "R", seed=2, window=(2048, 4096))
     phantom_dataset(np.zeros((256, 200), np.uint16), window=(2048, 4096)).save_as(
         dicom / "c.dcm", enforce_file_format=True)
-    rows = []
+    rows, keys = [], []
     for name, lat in (("a", "L"), ("b", "L"), ("c", "R")):  # b is a right breast catalogued as L
         path = f"dicom/{name}.dcm"
         sha = hashlib.sha256((home.batch_root("b") / path).read_bytes()).hexdigest()
-        rows.append({"image_key": f"img-{name}", "batch": "b", "path": path, "sha256": sha, "laterality": lat})
+        rows.append({"image_key": f"img-{name}", "batch": "b", "file_key": f"F-{name}", "sha256": sha,
+                     "laterality": lat})
+        keys.append((f"F-{name}", "b", path.encode()))
     home.catalog_path("b").parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_parquet(home.catalog_path("b"), index=False)
+    write_lookup(lookup_frame(keys), lookup_path(home.root, "b"))
     return home
 
 
@@ -48,7 +52,7 @@ def test_the_asset_writes_the_batch_index_quarantine_and_a_contact_sheet(home):
     assert result.success
     index = pd.read_parquet(home.cache_index_path("b"))
     quarantine = pd.read_parquet(home.cache_quarantine_path("b"))
-    assert list(index["image_key"]) == ["img-a", "img-b"]
+    assert sorted(index["image_key"]) == ["img-a", "img-b"]
     assert list(quarantine["reason_code"]) == ["blank_image"] and quarantine["batch"].eq("b").all()
     b = index.set_index("image_key").loc["img-b"]
     assert b["flipped"] and b["orientation_disagreement"] and (b["laterality_tag"], b["laterality_pixels"]) == ("L", "R")

@@ -34,13 +34,19 @@ def dicom_dir(tmp_path):
     return d
 
 
+def _paths(res) -> dict[str, str]:
+    """file_key -> path relative to the folder, from the private lookup (rows carry only the key)."""
+    return dict(zip(res.files["file_key"], res.files["rel_path_text"]))
+
+
 def test_every_file_is_indexed_or_quarantined_with_a_reason(dicom_dir, tmp_path):
     res = run(items_from_folder(dicom_dir), tmp_path / "cache", CONFIG)
-    assert sorted(res.index["source_path"]) == ["left.dcm", "sub/right_rle"]
-    q = dict(zip(res.quarantine["path"], res.quarantine["reason_code"]))
+    paths = _paths(res)
+    assert sorted(res.index["file_key"].map(paths)) == ["left.dcm", "sub/right_rle"]
+    q = dict(zip(res.quarantine["file_key"].map(paths), res.quarantine["reason_code"]))
     assert q == {"black.dcm": "blank_image", "tiny.dcm": "too_small", "readme.txt": "not_dicom"}
     assert res.quarantine["stage"].eq("preprocess").all() and res.quarantine["sha256"].str.len().eq(64).all()
-    right = res.index.set_index("source_path").loc["sub/right_rle"]
+    right = res.index.set_index(res.index["file_key"].map(paths)).loc["sub/right_rle"]
     assert right["flipped"] and not right["orientation_disagreement"] and right["laterality_pixels"] == "R"
     for row in res.index.itertuples():
         img = C.read_image(tmp_path / "cache", row.cache_path)
@@ -96,16 +102,19 @@ def test_the_cli_writes_the_cache_and_both_parquet_files_with_the_agreed_columns
     assert result.exit_code == 0, result.output
     index = pd.read_parquet(out / "index.parquet")
     quarantine = pd.read_parquet(out / "quarantine.parquet")
-    required = {"source_path", "cache_path", "height", "width", "crop_x0", "crop_y0", "crop_x1", "crop_y1",
+    required = {"file_key", "cache_path", "height", "width", "crop_x0", "crop_y0", "crop_x1", "crop_y1",
                 "flipped", "orientation_disagreement", "image_key", "config_hash", "sha256"}
     assert required <= set(index.columns) and len(index) == 2 and len(quarantine) == 3
     assert all((out / p).is_file() for p in index["cache_path"])
+    lookup = pd.read_parquet(out / "private" / "file_keys.parquet")
+    assert set(index["file_key"]) | set(quarantine["file_key"]) == set(lookup["file_key"])
+    assert not any("left" in str(v) for v in index.astype(str).to_numpy().ravel())  # no path in the table
     assert index["image_key"].str.startswith("sha256:").all()
     assert (index["crop_x1"] > index["crop_x0"]).all() and (index["crop_x1"] <= 160).all()
 
 
 def test_a_catalogued_file_missing_from_disk_is_quarantined_as_missing(tmp_path):
-    ghost = WorkItem(path=str(tmp_path / "gone.dcm"), source_path="gone.dcm", image_key="img-x", sha256="0" * 64)
+    ghost = WorkItem(path=str(tmp_path / "gone.dcm"), file_key="F-0", image_key="img-x", sha256="0" * 64)
     res = run([ghost], tmp_path / "cache", CONFIG, batch="b")
     assert res.index.empty
     assert res.quarantine.iloc[0][["batch", "image_key", "reason_code"]].tolist() == ["b", "img-x", "missing_file"]

@@ -39,15 +39,17 @@ def _label_removed(box, crop, row, image) -> bool:
     return region.size == 0 or float(region.max()) == 0.0
 
 
-def audit(index: pd.DataFrame, truth: pd.DataFrame, cache_root: str | Path) -> TruthAudit:
-    """``index`` from the runner (``source_path`` relative to the cohort folder, e.g. dicom/...),
-    ``truth`` = the generator's truth.parquet."""
+def audit(index: pd.DataFrame, truth: pd.DataFrame, cache_root: str | Path, files: pd.DataFrame) -> TruthAudit:
+    """``index`` from the runner, ``files`` its private lookup (``RunResult.files``: file_key -> path
+    relative to the cohort folder, e.g. dicom/...), ``truth`` = the generator's truth.parquet."""
     images = truth[truth["level"] == "image"].set_index("file")
+    paths = dict(zip(files["file_key"], files["rel_path_text"]))
     out = TruthAudit()
     for row in index.itertuples(index=False):
-        if row.source_path not in images.index:
+        source = paths.get(row.file_key)
+        if source not in images.index:
             continue
-        t = images.loc[row.source_path]
+        t = images.loc[source]
         out.images += 1
         crop = (row.crop_x0, row.crop_y0, row.crop_x1, row.crop_y1)
         for box in (t["lesion_boxes"] if t["lesion_boxes"] is not None else []):
@@ -55,7 +57,7 @@ def audit(index: pd.DataFrame, truth: pd.DataFrame, cache_root: str | Path) -> T
             if _inside(box, crop):
                 out.lesions_inside += 1
             else:
-                out.failures.append(f"lesion {list(box)} outside crop {crop} in {row.source_path}")
+                out.failures.append(f"lesion {list(box)} outside crop {crop} in {source}")
         boxes = t["text_boxes"] if t["text_boxes"] is not None else []
         if len(boxes):
             image = read_image(Path(cache_root), row.cache_path)
@@ -64,12 +66,12 @@ def audit(index: pd.DataFrame, truth: pd.DataFrame, cache_root: str | Path) -> T
                 if _label_removed(box, crop, row, image):
                     out.labels_removed += 1
                 else:
-                    out.failures.append(f"label {list(box)} visible in {row.source_path}")
+                    out.failures.append(f"label {list(box)} visible in {source}")
         side = t.get("chest_wall_side")  # where the generator put the chest wall: the flip must undo it
         if side in ("left", "right"):
             out.laterality_checked += 1
             ok = bool(row.flipped) == (side == "right")
             out.laterality_right += int(ok)
             if not ok:
-                out.failures.append(f"chest wall {side} but flipped={row.flipped} in {row.source_path}")
+                out.failures.append(f"chest wall {side} but flipped={row.flipped} in {source}")
     return out

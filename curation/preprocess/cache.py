@@ -39,7 +39,7 @@ QUARANTINE_SCHEMA = CACHE_QUARANTINE_SCHEMA
 QUARANTINE_COLUMNS = QUARANTINE_SCHEMA.names
 
 # fields kept in the sidecar (everything in the index that depends only on content + config)
-_SIDECAR_FIELDS = [c for c in INDEX_COLUMNS if c not in ("image_key", "source_path")]
+_SIDECAR_FIELDS = [c for c in INDEX_COLUMNS if c not in ("image_key", "file_key")]
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:

@@ -53,6 +53,10 @@ class PreprocessConfig(BaseModel):
         0, ge=0, le=9,
         description="zlib level of the cached PNG, lossless at any level. 0 (stored) writes a 2048-row image in "
                     "~15 ms; 1 takes ~100-200 ms for ~20% smaller files on noisy 16-bit data")
+    max_pixels: int = Field(
+        60_000_000, ge=1,
+        description="pixel budget: a header declaring more (rows x cols x frames) is quarantined as too_large before "
+                    "decoding (a corrupt header or a decompression bomb). Not part of the cache key")
     steps_version: str = Field(STEPS_VERSION, description="bumped when a step's code changes")
 
     @model_validator(mode="after")
@@ -63,8 +67,8 @@ class PreprocessConfig(BaseModel):
         return self
 
     def pixel_fields(self) -> dict:
-        """The fields that change output pixels (png_compression is lossless, so it is not one)."""
-        return self.model_dump(exclude={"png_compression"})
+        """The fields that change output pixels (png_compression is lossless; max_pixels only rejects)."""
+        return self.model_dump(exclude={"png_compression", "max_pixels"})
 
     @property
     def config_hash(self) -> str:

@@ -33,6 +33,7 @@ def catalog(
     """Catalogue one batch folder (pseudonymised) without Dagster; prints throughput."""
     from curation.catalog import (CATALOG_SCHEMA, QUARANTINE_SCHEMA, build_catalog, find_dicom_files,
                                   write_table)
+    from curation.file_keys import write_lookup
     from curation.pseudonym import key_from_env
 
     key, is_demo = key_from_env()
@@ -47,19 +48,27 @@ def catalog(
     elapsed = time.perf_counter() - start
     write_table(result.catalog, CATALOG_SCHEMA, out / "catalog.parquet")
     write_table(result.quarantine, QUARANTINE_SCHEMA, out / "quarantine.parquet")
+    # folder and file names are PHI: tables carry file_key; the raw paths stay in this local lookup
+    write_lookup(result.files, out / "private" / "file_keys.parquet")
     console.print(f"{result.files_found} files: {len(result.catalog)} catalogued, {len(result.quarantine)} "
                   f"quarantined in {elapsed:.2f}s ({result.files_found / max(elapsed, 1e-9):.0f} files/s)")
     for code, n in sorted(result.reasons.items()):
         console.print(f"  quarantine {code}: {n}")
 
 
-def instance_init() -> None:
+def instance_init(
+    postgres_url: str = typer.Option(None, "--postgres-url", help="Run/event/schedule storage on PostgreSQL "
+                                     "(postgresql://user:pass@host:5432/db); or set $MAMMO_DAGSTER_PG_URL"),
+) -> None:
     """Create the persistent Dagster instance under $MAMMO_HOME/dagster (idempotent)."""
     from curation.home import MammoHome
-    from pipelines.instance import ensure_instance
+    from pipelines.instance import InstanceConfigError, ensure_instance, storage_kind
 
-    path = ensure_instance(MammoHome.from_env().ensure())
-    console.print(f"DAGSTER_HOME={path}")
+    try:
+        path = ensure_instance(MammoHome.from_env().ensure(), postgres_url=postgres_url)
+    except InstanceConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--postgres-url") from None
+    console.print(f"DAGSTER_HOME={path} (storage: {storage_kind(path)})")
 
 
 def demo(

@@ -26,15 +26,19 @@ def preprocess(
     """Decode, flip, clean, crop, resize and pad every image under DIR (paper section 3.2); cached by content."""
     from curation.preprocess import cache as C
     from curation.preprocess.config import PreprocessConfig
+    from curation.file_keys import write_lookup
     from curation.preprocess.runner import items_from_folder, run
+    from curation.pseudonym import key_from_env
 
     config = PreprocessConfig(height=height)
-    items = items_from_folder(dicom_dir)
+    items = items_from_folder(dicom_dir, key_from_env()[0])
     start = time.perf_counter()
     result = run(items, out, config, workers=workers, progress=progress)
     elapsed = time.perf_counter() - start
     C.write_parquet(result.index, out / "index.parquet", C.INDEX_SCHEMA)
     C.write_parquet(result.quarantine, out / "quarantine.parquet", C.QUARANTINE_SCHEMA)
+    # rows carry file_key only (folder names are PHI); the raw paths stay in this local lookup
+    write_lookup(result.files, out / "private" / "file_keys.parquet")
     console.print(f"{len(items)} files: {result.processed} processed, {result.reused} from cache, "
                   f"{len(result.quarantine)} quarantined in {elapsed:.2f}s "
                   f"(config {config.config_hash}, H={height}, {workers} worker(s))")
