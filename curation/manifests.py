@@ -340,10 +340,11 @@ def load_cache_quarantine(home: MammoHome, catalog: pd.DataFrame) -> pd.DataFram
             continue
         if "image_key" not in frame:
             frame = frame.assign(image_key=None)
-        path_col = next((c for c in ("source_path", "path") if c in frame), None)
+        path_col = next((c for c in ("file_key", "source_path", "path") if c in frame), None)
         if path_col and len(catalog) and frame["image_key"].isna().any():
             # a file rejected before its key was known is matched through its path in the batch
-            paths = catalog[catalog["batch"] == batch].drop_duplicates("path").set_index("path")["image_key"]
+            key_col = "file_key" if "file_key" in catalog else "path"
+            paths = catalog[catalog["batch"] == batch].drop_duplicates(key_col).set_index(key_col)["image_key"]
             frame["image_key"] = frame["image_key"].fillna(frame[path_col].map(paths))
         frames.append(frame)
     return _concat(frames)

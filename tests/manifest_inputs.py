@@ -14,7 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.home import MammoHome
-from curation.pseudonym import pseudonymise
+from curation.pseudonym import file_key, pseudonymise
+from curation.schemas import CATALOG_SCHEMA, IMAGE_LABELS_SCHEMA
 
 KEY = b"test-key"
 VIEWS = ("CC", "MLO")
@@ -47,7 +48,8 @@ def synthetic_inputs(n_patients: int = 20, batch: str = "hmi", malignant_every: 
                     "manufacturer": ("HOLOGIC, Inc." if p % 2 else "SIEMENS"), "model": "m",
                     "rows": 256, "cols": 192, "bits_stored": 12, "photometric_interpretation": "MONOCHROME2",
                     "transfer_syntax": "1.2.840.10008.1.2.1", "presentation_intent": "FOR PRESENTATION",
-                    "study_date": "2020-01-01", "path": path,
+                    "sop_class": "1.2.840.10008.5.1.4.1.1.1.2",
+                    "study_date": "2020-01-01", "file_key": file_key(batch, path.encode(), KEY),
                     "sha256": hashlib.sha256(uid.encode()).hexdigest(), "size_bytes": 1000 + p,
                 })
                 acr = 5 if malignant else (1 + p % 3)
@@ -59,10 +61,12 @@ def synthetic_inputs(n_patients: int = 20, batch: str = "hmi", malignant_every: 
                     ("density", dens_label, u_dens if dens_label else 1.0, "report" if dens_label else None),
                     ("view", view, 0.0, "dicom_tag"),
                 ):
-                    labels.append({"image_key": image_key, "breast_key": breast_key, "task": task, "label": label,
+                    labels.append({"image_key": image_key, "breast_key": breast_key, "accession_key": accession_key,
+                                   "patient_pid": patient_pid, "laterality": lat, "view": view,
+                                   "task": task, "label": label,
                                    "u": u, "weight": (1.0 - u) if label is not None else 0.0, "source": source,
                                    "rule_id": "r", "evidence": "", "conflict": False, "policy_version": "1"})
-                index.append({"image_key": image_key, "source_path": path,
+                index.append({"image_key": image_key, "file_key": file_key(batch, path.encode(), KEY),
                               "cache_path": f"ab/{image_key}.png", "height": 128, "width": 128,
                               "crop_x0": 0, "crop_y0": 0, "crop_x1": 100, "crop_y1": 128, "flipped": lat == "R",
                               "orientation_disagreement": False, "config_hash": "c", "sha256": "0" * 64})
@@ -70,6 +74,11 @@ def synthetic_inputs(n_patients: int = 20, batch: str = "hmi", malignant_every: 
     catalog["rows"] = catalog["rows"].astype("int32")
     catalog["cols"] = catalog["cols"].astype("int32")
     labels = pd.DataFrame(labels)
+    # every contract column, as ingest and the label assets write them (null where this data has none)
+    for frame, schema in ((catalog, CATALOG_SCHEMA), (labels, IMAGE_LABELS_SCHEMA)):
+        for column in schema.names:
+            if column not in frame:
+                frame[column] = None
     return catalog, labels, pd.DataFrame(index)
 
 

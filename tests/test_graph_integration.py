@@ -4,6 +4,8 @@ training-asset tests; here the point is the data path and its invariants, includ
 
 import dagster as dg
 import pandas as pd
+
+from curation.file_keys import lookup_path, read_lookup
 import pytest
 
 from curation.demo_cohort import generate_cohort
@@ -54,13 +56,13 @@ def test_every_file_is_catalogued_or_quarantined_and_planted_defects_are_quarant
         assert len(files) == len(cat) + len(quar)
         truth = pd.read_parquet(home.batch_root(batch) / "truth.parquet")
         planted = truth[(truth["level"] == "image") & truth["planted_defect"].notna()]
-        assert set(planted["file"]) <= set(quar["path"]) | _preprocess_quarantined(home, batch)
+        paths = {k: v.decode() for k, v in read_lookup(lookup_path(home.root, batch)).items()}  # private lookup
+        assert set(planted["file"]) <= set(quar["file_key"].map(paths)) | _preprocess_quarantined(home, batch, paths)
 
 
-def _preprocess_quarantined(home, batch) -> set:
+def _preprocess_quarantined(home, batch, paths) -> set:
     path = home.cache_quarantine_path(batch)
-    return set(pd.read_parquet(path)["path"]) if path.exists() and "path" in \
-        pd.read_parquet(path).columns else set()
+    return set(pd.read_parquet(path)["file_key"].map(paths)) if path.exists() else set()
 
 
 def test_no_identifying_value_reaches_any_output(materialised):

@@ -17,12 +17,13 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 from great_expectations.expectations.row_conditions import Column
 
+from curation.schemas import CATALOG_SCHEMA, IMAGE_LABELS_SCHEMA, MANIFEST_PARTITION_COLUMNS, MANIFEST_SCHEMA
 from curation.split import SPLITS
 from curation.tasks import LABEL_TASKS, TASKS
 from curation.validation.phi import ExpectNoPhiLikeColumns
 from curation.validation.weights import ExpectColumnPairValuesToSumToOne
 
-SUITE_VERSIONS = {"catalog": "1.0", "labels": "1.0", "manifest": "1.0"}
+SUITE_VERSIONS = {"catalog": "1.1", "labels": "1.1", "manifest": "1.0"}  # 1.1: columns from the schemas
 
 # pseudonyms are HMAC prefixes (curation.pseudonym); anything else in a key column is a raw id
 IMAGE_KEY = r"^I-[0-9a-f]{16}$"
@@ -31,13 +32,10 @@ BREAST_KEY = r"^[AS]-[0-9a-f]{16}:[LR]$"
 # stored image sizes: tiny demo images to the largest FFDM detectors (~4000 x 5000), with margin
 MIN_PIXELS, MAX_PIXELS = 32, 16384
 
-CATALOG_COLUMNS = (
-    "image_key", "batch", "cohort", "patient_pid", "accession_key", "study_key", "series_key", "breast_key",
-    "laterality", "laterality_source", "laterality_conflict", "view", "view_source", "view_conflict",
-    "manufacturer", "model", "rows", "cols", "bits_stored", "photometric_interpretation", "transfer_syntax",
-    "presentation_intent", "study_date", "path", "sha256", "size_bytes",
-)
-LABEL_COLUMNS = ("image_key", "breast_key", "task", "label", "u", "weight", "source")
+# the columns each suite requires are the table's schema (curation/schemas.py), never a second list
+CATALOG_COLUMNS = tuple(CATALOG_SCHEMA.names)
+LABEL_COLUMNS = tuple(IMAGE_LABELS_SCHEMA.names)
+MANIFEST_COLUMNS = tuple(MANIFEST_SCHEMA.names) + MANIFEST_PARTITION_COLUMNS
 INT_TYPES = ["int8", "int16", "int32", "int64", "Int8", "Int16", "Int32", "Int64", "uint8", "uint16", "uint32",
              "uint64"]
 FLOAT_TYPES = ["float32", "float64", "Float32", "Float64"]
@@ -94,7 +92,7 @@ def catalog_expectations() -> list:
                                           description="image width within detector bounds"),
         gxe.ExpectColumnValuesToBeBetween(column="size_bytes", min_value=1),
         gxe.ExpectColumnValuesToMatchRegex(column="sha256", regex=r"^[0-9a-f]{64}$"),
-        gxe.ExpectColumnValuesToNotBeNull(column="path"),
+        gxe.ExpectColumnValuesToMatchRegex(column="file_key", regex=r"^F-[0-9a-f]{16}$"),
     ]
 
 
@@ -121,10 +119,8 @@ def labels_expectations() -> list:
 
 
 def manifest_expectations() -> list:
-    from curation.manifests import MANIFEST_COLUMNS, PARTITION_COLUMNS
-
     exps = [
-        gxe.ExpectTableColumnsToMatchSet(column_set=list(MANIFEST_COLUMNS + PARTITION_COLUMNS), exact_match=True,
+        gxe.ExpectTableColumnsToMatchSet(column_set=list(MANIFEST_COLUMNS), exact_match=True,
                                          description="exactly the manifest schema + cohort/split"),
         ExpectNoPhiLikeColumns(description="no column looks like a raw identifier"),
         gxe.ExpectColumnValuesToBeUnique(column="image_key", description="one row per image key"),
