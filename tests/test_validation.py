@@ -110,3 +110,19 @@ def test_labels_as_read_back_from_parquet_pass_and_numeric_labels_fail(clean, tm
     assert validate(pd.read_parquet(path), "labels").success  # pandas 3 "str" dtype
     numeric = clean[1][clean[1]["task"] == "acr"].assign(label=lambda f: f["label"].astype(int))
     assert ("expect_column_values_to_be_in_set", "label") in _failing(validate(numeric, "labels"))
+
+
+def test_a_catalogue_without_sop_class_fails_the_catalog_suite(clean):
+    report = validate(clean[0].drop(columns=["sop_class"]), "catalog")
+    assert ("expect_table_columns_to_match_set", None) in _failing(report)
+
+
+@pytest.mark.parametrize("suite", ["catalog", "labels", "manifest"])
+def test_each_suite_requires_exactly_the_columns_of_its_table_schema(suite):
+    from curation.schemas import CATALOG_SCHEMA, IMAGE_LABELS_SCHEMA, MANIFEST_PARTITION_COLUMNS, MANIFEST_SCHEMA
+    from curation.validation.suites import SUITES
+
+    expected = {"catalog": CATALOG_SCHEMA.names, "labels": IMAGE_LABELS_SCHEMA.names,
+                "manifest": [*MANIFEST_SCHEMA.names, *MANIFEST_PARTITION_COLUMNS]}[suite]
+    column_rules = [e for e in SUITES[suite]() if type(e).__name__ == "ExpectTableColumnsToMatchSet"]
+    assert [sorted(e.column_set) for e in column_rules] == [sorted(expected)]
