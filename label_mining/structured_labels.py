@@ -1,5 +1,7 @@
 """Structured labels (``labels.csv``) for datasets that ship tables instead of reports (INbreast-style).
 
+The user-facing contract (columns, values, rules, an example) is ``docs/labels_csv.md``; keep the two in step.
+
 Columns (any subset of the label columns; names are case-insensitive):
 
 * key: ``accession_number`` (required); ``laterality`` L/R (empty or B = both breasts);
