@@ -37,6 +37,21 @@ class ConflictKind(StrEnum):
     OTHER = "other"
 
 
+class Decision(StrEnum):
+    """What an annotator decided about one label (``adjudications.decision``, the review app's buttons)."""
+
+    CONFIRM = "confirm"    # the label is right: u = 0, weight 1
+    CORRECT = "correct"    # the label is wrong; ``label`` holds the right class
+    UNKNOWN = "unknown"    # cannot be told from the evidence: label null, weight 0
+    SKIP = "skip"          # no decision (kept in the audit trail, never applied)
+    UNDO = "undo"          # reverses the annotator's previous decision (appended, never deleting one)
+
+
+DECISIONS: tuple[str, ...] = tuple(d.value for d in Decision)
+LABEL_CHANGING_DECISIONS: tuple[str, ...] = (Decision.CONFIRM, Decision.CORRECT, Decision.UNKNOWN)
+TARGET_LEVELS = ("image", "breast")   # adjudications.target_level: image_key or breast_key
+
+
 def n_classes(task: str) -> int:
     return len(TASKS[task])
 
