@@ -24,9 +24,10 @@ from pydantic import Field
 
 from model import experiments as X
 from model import metrics as M
+from model.report_tables import evaluation_grid, render
 from pipelines.resources import MammoHomeResource
 
-from assets.training import TRAINING_POOL, TRAINING_RETRY
+from assets.training import TRAINING_POOL, TRAINING_RETRY, one_training_at_a_time
 
 RETRAIN_THRESHOLD_ENV = "MAMMO_RETRAIN_THRESHOLD"
 DEFAULT_RETRAIN_THRESHOLD = 50
@@ -48,21 +49,7 @@ def _png_markdown(plots: dict[str, Path], names: list[str]) -> str:
 
 
 def _metrics_markdown(models: dict) -> str:
-    lines = ["| model | dataset | breast AUC [95% CI] | p vs MTL | image AUC | sens@0.5 | spec@0.5 | spec@95%sens | "
-             "best MCC | view AUC | ACR wacc | density wacc |", "|" + "---|" * 12]
-    pct = lambda v: "–" if v is None else f"{100 * v:.1f}"  # noqa: E731
-    num = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
-    for role in sorted(models, key=lambda r: (r != "mtl", r)):
-        for ds, m in sorted(models[role].items()):
-            ci = m.get("breastbin_auc_ci") or [None, None]
-            p = m.get("p_value_vs_reference")
-            lines.append(f"| {role} | {ds} | {pct(m.get('breastbin_auc'))} [{pct(ci[0])}–{pct(ci[1])}] | "
-                         f"{'–' if p is None else f'{p:.3g}'} | {pct(m.get('image_breastbin_auc'))} | "
-                         f"{pct(m.get('sensitivity_at_0_5'))} | {pct(m.get('specificity_at_0_5'))} | "
-                         f"{pct(m.get('specificity_at_95_sensitivity'))} | "
-                         f"{num(m.get('best_mcc'))} | {pct(m.get('view_auc'))} | "
-                         f"{pct(m.get('acr_wacc'))} | {pct(m.get('density_wacc'))} |")
-    return "\n".join(lines)
+    return render(evaluation_grid(models), "markdown")
 
 
 @dg.asset(deps=["mtl_model", "baseline_models", "finetuned_model"], group_name="evaluation", kinds={"json"},
@@ -75,11 +62,16 @@ def evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, mamm
     except FileNotFoundError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     context.log.info(doc["verdict"])
+    for w in doc.get("warnings", []):
+        context.log.warning(f"degenerate task: {w}")
     md: dict = {
         "evaluation_json": dg.MetadataValue.path(str(home.evaluation_json)),
         "verdict": doc["verdict"],
         "metrics": dg.MetadataValue.md(_metrics_markdown(doc["models"])),
         "plots_dir": dg.MetadataValue.path(str(home.reports / "plots")),
+        "warnings": dg.MetadataValue.json(doc.get("warnings", [])),
+        "runs_index": dg.MetadataValue.path(str(home.reports / doc["runs"]["index"])),
+        "n_runs_evaluated": doc["runs"]["n_runs"],
         "roc_and_tsne": dg.MetadataValue.md(_png_markdown(plots, [k for k in sorted(plots) if k.startswith(("roc", "tsne"))])),
         "calibration_and_confusion": dg.MetadataValue.md(
             _png_markdown(plots, [k for k in sorted(plots) if k.startswith(("calibration", "confusion"))])),
@@ -94,9 +86,10 @@ def evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, mamm
 # ------------------------------------------------------------------------------------------------
 class ExperimentTablesConfig(dg.Config):
     tables: list[str] = Field(["2_3"], description="paper tables to (re)build: 2_3, 4, 5, 6_7, 8_9 (or 2..9)")
-    budget: Literal["demo", "small", "paper"] = Field(
+    budget: Literal["demo", "small", "bench", "paper"] = Field(
         "demo", description="demo: the assets' own models (Table 2/3 needs no new training); small: minutes per "
-                            "model on a CPU; paper: the paper's protocol (GPU)")
+                            "model on a CPU; bench: the CPU benchmark protocol, 3 seeds per arm "
+                            "(bench/README_experiments.md); paper: the paper's protocol (GPU)")
 
 
 @dg.asset(deps=["split_manifests", "mtl_model", "baseline_models"], group_name="evaluation", kinds={"tensorflow", "parquet"},
@@ -115,9 +108,10 @@ def experiment_tables(context: dg.AssetExecutionContext, config: ExperimentTable
     req_path = home.models / "requests" / f"experiments-{'-'.join(tables)}-{config.budget}.json"
     req_path.parent.mkdir(parents=True, exist_ok=True)
     req_path.write_text(req.model_dump_json(indent=2))
-    reported = pipes.run(command=[sys.executable, "-m", "model.training_job", str(req_path)], context=context,
-                         env={"MAMMO_HOME": str(home.root), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
-                         ).get_materialize_result()
+    with one_training_at_a_time(home, context.log.info):
+        reported = pipes.run(command=[sys.executable, "-m", "model.training_job", str(req_path)], context=context,
+                             env={"MAMMO_HOME": str(home.root), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
+                             ).get_materialize_result()
     md = dict(reported.metadata or {})
     md["tables_dir"] = dg.MetadataValue.path(str(home.reports / "tables"))
     for key in tables:

@@ -4,14 +4,21 @@ Thin glue. Each asset turns its typed run config into a :class:`model.training_j
 launches ``python -m model.training_job`` through the ``pipes`` resource (Dagster Pipes
 subprocess: TensorFlow's memory and crashes stay out of the code server), then appends what was
 trained to ``$MAMMO_HOME/models/runs.parquet`` and returns the metadata (model path, manifest hash,
-config hash, metrics) that lets runs be compared in the UI. ``pool="training"`` keeps to one
-training at a time by default (set the pool's limit in the instance to allow more).
+config hash, metrics) that lets runs be compared in the UI.
+
+One training at a time: every training asset takes ``pool="training"`` (limit it in the instance to
+queue runs) *and* holds an exclusive file lock, ``$MAMMO_HOME/models/training.lock``, while its
+process runs — so ``mtl_model`` and ``baseline_models`` never train concurrently even inside one
+materialisation with the multiprocess executor, whatever the instance's pool settings.
 """
 
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, Optional
@@ -38,9 +45,10 @@ class _TrainingBase(dg.Config):
     batch_size: int = Field(DEMO.batch_size)
     learning_rate: float = Field(DEMO.learning_rate, description="Adam learning rate (paper: 1e-3)")
     seed: int = Field(0, description="seed of weights, augmentation and label subsampling")
-    uncertainty_policy: Literal["weight", "ignore", "exclude"] = Field(
-        "weight", description="weight: loss weight 1-u (paper eq. 2); ignore: every label weight 1; "
-                              "exclude: labels with u > 0 treated as missing")
+    uncertainty_policy: Literal["weight", "ignore", "certain", "exclude"] = Field(
+        "weight", description="weight: loss weight 1-u (paper eq. 2); ignore: labels with u > 0 are missing "
+                              "(label_mining.handling's meaning); certain: every label weight 1; "
+                              "exclude: former name of ignore")
     retrain: bool = Field(False, description="retrain even if a model with this exact configuration and "
                                              "manifest exists (otherwise it is reused)")
 
@@ -62,14 +70,18 @@ class MTLTrainingConfig(_TrainingBase):
 
 
 class BaselineTrainingConfig(_TrainingBase):
-    ensemble_size: int = Field(DEMO.ensemble_size, description="models in the ensemble (paper: 5); the first is the baseline")
+    ensemble_size: int = Field(DEMO.ensemble_size, ge=1,
+                               description="models in the ensemble (paper: 5); the first is the baseline; "
+                                           "1: no ensemble, only the baseline and its MC-dropout")
     mc_passes: int = Field(DEMO.mc_passes, description="MC-dropout forward passes (paper: 10)")
 
     def specs(self) -> list[X.RunSpec]:
         plan = X.LabelPlan(uncertainty_policy=self.uncertainty_policy)
         kw = dict(tasks=("breastbin",), architecture="single_task", labels=plan)
-        return [X.RunSpec(name="baseline", role="single_task", **kw), X.RunSpec(name="ensemble", role="ensemble", **kw),
-                X.RunSpec(name="mc_dropout", role="mc_dropout", **kw)]
+        specs = [X.RunSpec(name="baseline", role="single_task", **kw)]
+        if self.ensemble_size > 1:
+            specs.append(X.RunSpec(name="ensemble", role="ensemble", **kw))
+        return specs + [X.RunSpec(name="mc_dropout", role="mc_dropout", **kw)]
 
 
 class FinetuneConfig(dg.Config):
@@ -93,6 +105,30 @@ class FinetuneConfig(dg.Config):
 
 
 # ------------------------------------------------------------------------------------------------
+LOCK_FILE = "training.lock"
+
+
+@contextlib.contextmanager
+def one_training_at_a_time(home, log=None):
+    """Hold ``models/training.lock`` (exclusive, blocking) for the duration of one training process."""
+    path = home.models / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if log:
+                log(f"another training holds {path}; waiting for it to finish")
+            start = time.monotonic()
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            if log:
+                log(f"training lock acquired after {time.monotonic() - start:.0f}s")
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _validated(fn, what: str):
     """Build a domain config; a bad value fails here, before any process starts, naming the field."""
     try:
@@ -121,9 +157,10 @@ def launch_training(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocess
     req_path = home.models / "requests" / f"{asset}-{hashlib.sha256(body.encode()).hexdigest()[:12]}.json"
     req_path.parent.mkdir(parents=True, exist_ok=True)
     req_path.write_text(body)
-    invocation = pipes.run(command=[sys.executable, "-m", "model.training_job", str(req_path)], context=context,
-                           env={"MAMMO_HOME": str(home.root), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"})
-    reported = invocation.get_materialize_result()
+    with one_training_at_a_time(home, context.log.info):
+        invocation = pipes.run(command=[sys.executable, "-m", "model.training_job", str(req_path)], context=context,
+                               env={"MAMMO_HOME": str(home.root), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"})
+        reported = invocation.get_materialize_result()
 
     # the process wrote summary.json under each row's eval key; recompute the keys from the manifests
     from model.training_job import load_manifests
@@ -190,6 +227,12 @@ def baseline_models(context: dg.AssetExecutionContext, config: BaselineTrainingC
 def finetuned_model(context: dg.AssetExecutionContext, config: FinetuneConfig, mammo: MammoHomeResource,
                     pipes: dg.PipesSubprocessClient) -> dg.MaterializeResult:
     home = mammo.home()
+    from curation.manifests import read_manifest
+
+    if read_manifest(home, "vtb", "finetune").empty:
+        reason = "no vtb finetune manifest rows (no vtb cohort): nothing to fine-tune on; skipped"
+        context.log.warning(reason)
+        return dg.MaterializeResult(metadata={"skipped": True, "reason": reason})
     mtl = X.latest_runs(home.models, ["mtl"]).get("mtl")
     if mtl is None:
         raise dg.Failure(description="no mtl_model run in models/runs.parquet: materialise mtl_model first",

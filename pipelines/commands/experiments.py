@@ -18,33 +18,47 @@ BUDGET_ENV = "MAMMO_EXPERIMENT_BUDGET"
 
 
 def experiments(
-    all_tables: bool = typer.Option(False, "--all", help="All experiments: Tables 2/3, 4, 5, 6/7, 8/9"),
+    all_tables: bool = typer.Option(False, "--all", help="All experiments: Tables 2/3, 4, 5, 6/7, 8/9 (with "
+                                                         "--budget bench: the bench protocol)"),
     table: Optional[List[str]] = typer.Option(None, "--table", "-t",
                                               help="A paper table (2..9, or 2_3, 6_7, 8_9); repeatable"),
     budget: str = typer.Option(os.environ.get(BUDGET_ENV, "paper"), "--budget",
-                               help=f"small (CPU minutes per model), demo (the assets' defaults) or paper "
-                                    f"(the paper's protocol, for a GPU); default ${BUDGET_ENV} or paper"),
+                               help=f"small (CPU minutes per model), demo (the assets' defaults), bench (the CPU "
+                                    f"benchmark protocol: 3 seeds per arm, tests across seeds; see "
+                                    f"bench/README_experiments.md) or paper (the paper's protocol, for a GPU); "
+                                    f"default ${BUDGET_ENV} or paper"),
 ) -> None:
     """Regenerate the paper's tables on the data under $MAMMO_HOME (reports/tables/table_<n>.md + .parquet)."""
     from curation.home import MammoHome
     from model import experiments as X
     from model.training_job import ModelExecutor, _needed, _val_rows, load_manifests
 
-    if all_tables == bool(table):
+    bench = budget == "bench"
+    if all_tables and table:
+        raise typer.BadParameter("give either --all or one or more --table N")
+    if not all_tables and not table and not bench:
         raise typer.BadParameter("give either --all or one or more --table N")
     try:
-        keys = list(X.EXPERIMENTS) if all_tables else X.resolve_tables(table)
+        if table:
+            keys = X.resolve_tables(table)
+        else:
+            keys = list(X.BENCH_PROTOCOL if bench else X.PAPER_TABLES)
         b = X.budget(budget)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     home = MammoHome.from_env().ensure()
     specs = [s for k in keys for s in X.EXPERIMENTS[k].runs]
     manifests = load_manifests(home, _needed(specs, list(X.DATASETS)))
-    empty = [f"{c}/{s}" for (c, s), rows in manifests.items() if rows.empty]
+    required = {tuple(s.train_on) for s in specs} | {X.DATASETS["hmi_test"]}
+    empty = [f"{c}/{s}" for (c, s), rows in manifests.items() if rows.empty and (c, s) in required]
     if empty:
         console.print(f"[red]no manifest rows for {', '.join(empty)}[/]: run `mammo-mtl demo` or materialise "
                       f"split_manifests first")
         raise typer.Exit(code=1)
+    missing = [X.DATASETS[d] for d in X.DATASETS if manifests.get(X.DATASETS[d]) is not None
+               and manifests[X.DATASETS[d]].empty]
+    if missing and len(missing) < len(X.DATASETS):
+        console.print(f"[yellow]no manifest rows for test set(s) {missing}: their columns are left out[/]")
     console.print(f"budget {b.name}: H={b.height} W={b.width}, {b.epochs} epochs, {b.seeds} seed(s), "
                   f"ensembles of {b.ensemble_size}, {b.mc_passes} MC passes")
     written = X.run_experiments(home.models, home.reports / "tables", manifests,
