@@ -15,9 +15,9 @@ import pandas as pd
 import pyarrow as pa
 
 from curation.parquet_io import write_frame
+from curation.schemas import FILE_KEYS_SCHEMA
 
-LOOKUP_SCHEMA = pa.schema([("file_key", pa.string()), ("batch", pa.string()), ("rel_path", pa.binary()),
-                           ("rel_path_text", pa.string())])
+LOOKUP_SCHEMA = FILE_KEYS_SCHEMA
 PRIVATE_DIR = "private"
 
 

@@ -5,6 +5,7 @@ the layout in the README and the layout on disk cannot drift apart::
 
     $MAMMO_HOME/
       cohorts/<batch>/            raw inputs (dicom/**, reports.csv, pathology.csv, labels.csv)
+      private/file_keys/<batch>.parquet   file_key -> raw relative path (PHI, never leaves the site)
       dagster/                    DAGSTER_HOME (dagster.yaml, SQLite storage)
       catalog/<batch>/            catalog.parquet, quarantine.parquet
       labels/<batch>/             report_mentions.parquet, breast_labels.parquet, image_labels.parquet,
@@ -128,6 +129,10 @@ class MammoHome:
 
     def label_problems_path(self, batch: str) -> Path:
         return self.labels_dir(batch) / "label_problems.parquet"
+
+    def file_keys_path(self, batch: str) -> Path:
+        """The private file_key -> raw path lookup (PHI by design, like cohorts/)."""
+        return self.root / "private" / "file_keys" / f"{batch}.parquet"
 
     def cache_index_path(self, batch: str) -> Path:
         return self.cache / batch / "index.parquet"

@@ -10,6 +10,7 @@ table                    path (``MammoHome`` method)                      schema
 =======================  ===============================================  =========================
 catalogue                ``catalog/<batch>/catalog.parquet``              :data:`CATALOG_SCHEMA`
 ingest quarantine        ``catalog/<batch>/quarantine.parquet``           :data:`QUARANTINE_SCHEMA`
+file keys (PHI)          ``private/file_keys/<batch>.parquet``            :data:`FILE_KEYS_SCHEMA`
 cache index              ``cache/<batch>/index.parquet``                  :data:`CACHE_INDEX_SCHEMA`
 cache quarantine         ``cache/<batch>/quarantine.parquet``             :data:`CACHE_QUARANTINE_SCHEMA`
 report mentions          ``labels/<batch>/report_mentions.parquet``       :data:`REPORT_MENTIONS_SCHEMA`
@@ -35,7 +36,7 @@ from label_mining.schemas import (BREAST_LABELS_SCHEMA, IMAGE_LABELS_SCHEMA, REP
                                   REPORT_PROBLEMS_SCHEMA, breast_labels_schema, report_mentions_schema)
 
 __all__ = [
-    "CATALOG_SCHEMA", "QUARANTINE_SCHEMA", "CACHE_INDEX_SCHEMA", "CACHE_QUARANTINE_SCHEMA",
+    "CATALOG_SCHEMA", "QUARANTINE_SCHEMA", "FILE_KEYS_SCHEMA", "CACHE_INDEX_SCHEMA", "CACHE_QUARANTINE_SCHEMA",
     "REPORT_MENTIONS_SCHEMA", "BREAST_LABELS_SCHEMA", "IMAGE_LABELS_SCHEMA", "REPORT_PROBLEMS_SCHEMA",
     "breast_labels_schema", "report_mentions_schema", "REVIEW_QUEUE_SCHEMA", "ADJUDICATIONS_SCHEMA",
     "MANIFEST_SCHEMA", "MANIFEST_SCHEMA_VERSION", "MANIFEST_PARTITION_COLUMNS", "EXCLUDED_SCHEMA",
@@ -82,6 +83,10 @@ QUARANTINE_SCHEMA = pa.schema([
     ("message", pa.string()),
     ("sha256", pa.string()),
 ])
+
+# the private lookup file_key -> raw relative path (PHI: skipped by the PHI audit like cohorts/)
+FILE_KEYS_SCHEMA = pa.schema([("file_key", pa.string()), ("batch", pa.string()), ("rel_path", pa.binary()),
+                              ("rel_path_text", pa.string())])
 
 # --- preprocessing -----------------------------------------------------------------------------------
 CACHE_INDEX_SCHEMA = pa.schema([
@@ -267,6 +272,7 @@ TRUTH_SCHEMA = pa.schema([
 TABLES: dict[str, pa.Schema] = {
     "catalog": CATALOG_SCHEMA,
     "quarantine": QUARANTINE_SCHEMA,
+    "file_keys": FILE_KEYS_SCHEMA,
     "cache_index": CACHE_INDEX_SCHEMA,
     "cache_quarantine": CACHE_QUARANTINE_SCHEMA,
     "report_mentions": REPORT_MENTIONS_SCHEMA,

@@ -24,7 +24,8 @@ from sqlalchemy import (DDL, Boolean, DateTime, Float, ForeignKey, Integer, Stri
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-DECISIONS = ("confirm", "correct", "unknown", "skip", "undo")
+from curation.tasks import DECISIONS
+
 ROLES = ("annotator", "adjudicator", "admin")  # adjudicators settle double-read disagreements; admins also manage users
 
 

@@ -58,3 +58,47 @@ def test_every_cli_command_has_help():
         # the first words of the command's own help are printed, not just click's "Usage:" line
         first_words = " ".join(_help_text(cmd).split()[:3])
         assert first_words in " ".join(result.output.split()), (path, first_words)
+
+
+CODE_PACKAGES = [*DOMAIN_PACKAGES, "assets", "pipelines"]
+SCHEMA_MODULES = {"curation/schemas.py", "label_mining/schemas.py"}
+
+
+def _code_files():
+    for package in CODE_PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            yield path.relative_to(ROOT).as_posix(), path.read_text(encoding="utf-8")
+
+
+def test_every_table_schema_is_defined_in_one_of_the_two_schema_modules():
+    offenders = [rel for rel, text in _code_files()
+                 if rel not in SCHEMA_MODULES and re.search(r"\bpa\.schema\(", text)]
+    assert offenders == [], "define the table's schema in curation/schemas.py and import it"
+
+
+def test_every_persisted_table_has_a_schema_in_curation_schemas():
+    from curation.schemas import TABLES
+
+    assert {"catalog", "quarantine", "cache_index", "report_mentions", "breast_labels", "image_labels",
+            "review_queue", "adjudications", "manifest", "excluded", "dataset_card", "runs"} <= set(TABLES)
+    assert all(len(schema.names) == len(set(schema.names)) > 0 for schema in TABLES.values())
+
+
+VOCABULARY = re.compile(r"^(TASKS|LABEL_TASKS|BREAST_TASKS|IMAGE_TASKS|DECISIONS)\s*[:=]", re.MULTILINE)
+
+
+def test_task_and_decision_vocabularies_are_defined_only_in_curation_tasks():
+    offenders = [rel for rel, text in _code_files() if rel != "curation/tasks.py" and VOCABULARY.search(text)]
+    assert offenders == [], "import the vocabulary from curation.tasks instead of spelling it again"
+
+
+# a file of the data root joined by hand (home.labels / "adjudications.parquet"): MammoHome spells each once
+HOME_PATH_LITERAL = re.compile(
+    r"\b(labels|labels_dir\([^)]*\)|manifests|manifests_meta|models|reports|catalog|cache|review)\s*/\s*"
+    r"[\"'][\w.-]+\.(parquet|json|db)[\"']")
+
+
+def test_paths_under_the_data_root_are_spelled_only_on_mammohome():
+    offenders = [f"{rel}: {m.group(0)}" for rel, text in _code_files() if rel != "curation/home.py"
+                 for m in HOME_PATH_LITERAL.finditer(text)]
+    assert offenders == [], "add a MammoHome method (curation/home.py) and call it"
