@@ -63,10 +63,17 @@ def _safe(fn, job, on_error):
 
 
 def _collect(executor: Executor, fn, jobs, on_error, progress) -> list:
-    futures = [executor.submit(fn, j) for j in jobs]
+    futures = []
+    for job in jobs:
+        try:
+            futures.append(executor.submit(fn, job))
+        except Exception as exc:  # a job that cannot even be submitted (pickling, a closed cluster)
+            futures.append(exc)
     out = []
     for job, fut in zip(jobs, futures):
         try:
+            if isinstance(fut, BaseException):
+                raise fut
             out.append(fut.result())
         except BaseException as exc:  # BrokenProcessPool, a killed Dask worker, a pickling error
             if isinstance(exc, KeyboardInterrupt):

@@ -1,8 +1,10 @@
 """PHI audit: prove that no identifying value from the raw inputs reached any output.
 
-The values to look for are harvested from the inputs themselves (every DICOM header under
-``cohorts/*/dicom`` and the ``patient_id``/``accession_number`` columns of the CSVs), then every
-file under ``$MAMMO_HOME`` outside ``cohorts/`` is searched: Parquet is decompressed and read
+The values to look for are harvested from the inputs themselves (every identifying attribute of
+the PS3.15 Basic Profile in every DICOM header under ``cohorts/*/dicom``, each value of a
+multi-valued tag and every element inside sequences, any person name; and the ``patient_id``,
+``accession_number`` and name/ID-like columns of the CSVs), then every file under ``$MAMMO_HOME``
+outside ``cohorts/`` and ``private/`` (the local file-key lookup) is searched: Parquet is decompressed and read
 as text (a zstd page would hide a plain byte search), everything else — SQLite event logs,
 JSON, Markdown, Keras archives — is searched as bytes, and PNGs by their text chunks. Hits are reported by
 kind and file with the value masked, so the audit report is not itself a leak.
@@ -19,8 +21,30 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pydicom
 
-PHI_TAGS = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber", "InstitutionName",
-            "ReferringPhysicianName", "OtherPatientIDs")
+from curation.file_keys import PRIVATE_DIR
+
+# Identifying attributes of the DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile
+# (Table E.1-1) that carry free values a leak could copy: names, IDs, birth data, addresses, phone
+# numbers, institutions and devices, and the instance UIDs the catalogue replaces by pseudonyms.
+# Any element of VR PN (a person's name) is collected wherever it sits, sequences included.
+# Study/acquisition dates are not searched: the catalogue keeps study_date (for the pathology join).
+PHI_TAGS = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "PatientBirthName", "PatientMotherBirthName",
+    "OtherPatientIDs", "OtherPatientNames", "IssuerOfPatientID", "PatientAddress", "PatientTelephoneNumbers",
+    "MilitaryRank", "BranchOfService", "MedicalRecordLocator", "PatientInsurancePlanCodeSequence",
+    "CountryOfResidence", "RegionOfResidence", "EthnicGroup", "Occupation", "AdditionalPatientHistory",
+    "PatientComments", "AccessionNumber", "StudyID", "InstitutionName", "InstitutionAddress",
+    "InstitutionalDepartmentName", "ReferringPhysicianName", "ReferringPhysicianAddress",
+    "ReferringPhysicianTelephoneNumbers", "PerformingPhysicianName", "NameOfPhysiciansReadingStudy",
+    "OperatorsName", "PhysiciansOfRecord", "RequestingPhysician", "ScheduledPerformingPhysicianName",
+    "StationName", "DeviceSerialNumber", "RequestAttributesSequence", "RequestedProcedureID",
+    "ScheduledProcedureStepID", "PerformedProcedureStepID", "FillerOrderNumberImagingServiceRequest",
+    "PlacerOrderNumberImagingServiceRequest", "AdmissionID", "ServiceEpisodeID", "OtherPatientIDsSequence",
+    "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID",
+)
+_PHI_KEYWORDS = frozenset(PHI_TAGS)
+# reports.csv / pathology.csv / labels.csv columns whose values identify (plus any PHI-like column name)
+_CSV_KINDS = {"patient_id": "PatientID", "accession_number": "AccessionNumber"}
 MIN_LEN = 5  # shorter values ("1", "F") would match everywhere and prove nothing
 
 
@@ -34,39 +58,68 @@ class Hit:
 def _variants(kind: str, value: str) -> set[str]:
     value = value.strip()
     out = {value}
-    if kind.endswith("Name"):
+    if kind.endswith("Name") or kind == "PersonName":
         out.add(value.replace("^", " ").strip())
-    if kind == "PatientName":
-        # family and given names identify on their own; institution words ("Breast", "Centre") do not
-        out |= {part for part in value.replace("^", " ").split() if len(part) >= MIN_LEN}
+        if kind != "InstitutionName":
+            # family and given names identify on their own; institution words ("Breast", "Centre") do not
+            out |= {part for part in value.replace("^", " ").split() if len(part) >= MIN_LEN}
     if kind == "PatientBirthDate" and len(value) == 8 and value.isdigit():
         out.add(f"{value[:4]}-{value[4:6]}-{value[6:]}")
     return {v for v in out if len(v) >= MIN_LEN}
 
 
+def _values(elem) -> list[str]:
+    """Every value of an element: multi-valued tags (OtherPatientIDs = "A\\B") give each value."""
+    value = elem.value
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return [str(v) for v in value if v is not None and str(v).strip()]
+    if isinstance(value, bytes):
+        return []
+    return [str(value)] if str(value).strip() else []
+
+
+def _harvest_dataset(ds, values: dict[str, str]) -> None:
+    for elem in ds.iterall():  # recurses into sequences (OtherPatientIDsSequence, RequestAttributesSequence...)
+        keyword = elem.keyword or ""
+        if elem.VR == "SQ":
+            continue
+        if elem.VR == "PN":
+            kind = keyword if keyword in _PHI_KEYWORDS else "PersonName"
+        elif keyword in _PHI_KEYWORDS:
+            kind = keyword
+        else:
+            continue
+        for raw in _values(elem):
+            for v in _variants(kind, raw):
+                values.setdefault(v, kind)
+
+
 def harvest_phi(cohorts: Path) -> dict[str, str]:
     """value -> kind, for every identifying value present in the raw inputs."""
+    from curation.validation.phi import phi_like_columns
+
     values: dict[str, str] = {}
     for dicom_file in sorted(cohorts.glob("*/dicom/**/*")):
         if not dicom_file.is_file():
             continue
         try:
-            ds = pydicom.dcmread(dicom_file, stop_before_pixels=True, specific_tags=list(PHI_TAGS))
-        except Exception:  # junk files are quarantined by ingest; nothing to harvest
+            ds = pydicom.dcmread(dicom_file, stop_before_pixels=True)
+            _harvest_dataset(ds, values)
+        except Exception:  # junk files are quarantined by ingest; nothing (more) to harvest
             continue
-        for tag in PHI_TAGS:
-            raw = ds.get(tag)
-            if raw is not None and str(raw).strip():
-                for v in _variants(tag, str(raw)):
-                    values.setdefault(v, tag)
     for table in ("reports.csv", "pathology.csv", "labels.csv"):
         for path in sorted(cohorts.glob(f"*/{table}")):
             with path.open(newline="", encoding="utf-8", errors="replace") as fh:
-                for row in csv.DictReader(fh):
-                    for col, kind in (("patient_id", "PatientID"), ("accession_number", "AccessionNumber")):
+                reader = csv.DictReader(fh)
+                columns = {c: _CSV_KINDS.get(c, "PersonName" if "name" in c.lower() else f"csv:{c}")
+                           for c in (reader.fieldnames or []) if c in _CSV_KINDS or c in phi_like_columns([c])}
+                for row in reader:
+                    for col, kind in columns.items():
                         v = (row.get(col) or "").strip()
-                        if len(v) >= MIN_LEN:
-                            values.setdefault(v, kind)
+                        for variant in (_variants(kind, v) if v else ()):
+                            values.setdefault(variant, kind)
     return values
 
 
@@ -143,6 +196,7 @@ def audit(home_root: Path, values: dict[str, str] | None = None) -> tuple[list[H
     """Search every output file; return (hits, files scanned, distinct values searched)."""
     home_root = Path(home_root)
     cohorts = home_root / "cohorts"
+    private = home_root / PRIVATE_DIR  # the file-key lookup: raw paths by design, like cohorts/
     values = values if values is not None else harvest_phi(cohorts)
     if not values:
         return [], 0, 0
@@ -151,7 +205,7 @@ def audit(home_root: Path, values: dict[str, str] | None = None) -> tuple[list[H
     hits: list[Hit] = []
     scanned = 0
     for path in sorted(home_root.rglob("*")):
-        if not path.is_file() or cohorts in path.parents:
+        if not path.is_file() or cohorts in path.parents or private in path.parents:
             continue
         scanned += 1
         data = _file_bytes(path)
