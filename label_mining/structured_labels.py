@@ -6,7 +6,7 @@ Columns (any subset of the label columns; names are case-insensitive):
 
 * key: ``accession_number`` (required); ``laterality`` L/R (empty or B = both breasts);
   ``sop_instance_uid`` makes the row an image-level label (view, or per-image overrides);
-* labels: ``birads`` (alias ``acr``; 0–6, 4A–4C), ``density`` (A–D or 1–4), ``malignancy``
+* labels: ``birads`` (alias ``acr``; 1–6, 4A–4C; 0 = incomplete is reported and left missing), ``density`` (A–D or 1–4), ``malignancy``
   (alias ``breastbin``; 1/0, malignant/benign, yes/no), ``view`` (CC, MLO, ML);
 * optional uncertainty: ``u`` for the whole row or ``u_<task>`` per task, in [0, 1].
 
@@ -39,7 +39,7 @@ def normalise_value(task: str, raw: str) -> tuple[str | None, str | None]:
     """(label, detail) or (None, None) when the cell cannot be read as this task's label."""
     text = raw.strip().upper().replace("BI-RADS", "").replace("BIRADS", "").replace("ACR", "").strip(" :")
     if task == "acr":
-        if text in ("0", "1", "2", "3", "4", "5", "6"):
+        if text in ("1", "2", "3", "4", "5", "6"):  # BI-RADS 0 (incomplete) is no assessment: see the loader
             return text, None
         if text in ("4A", "4B", "4C"):
             return "4", text
@@ -107,6 +107,10 @@ def load_structured_labels(path: str | Path, policy: UncertaintyPolicy) -> Struc
             if not cell:
                 continue
             label, detail = normalise_value(task, cell)
+            if label is None and task == "acr" and \
+                    cell.upper().replace("BI-RADS", "").replace("BIRADS", "").strip(" :") == "0":
+                out.problems.append((number, f"{col}_0_is_an_incomplete_assessment_left_missing"))
+                continue
             if label is None:
                 out.problems.append((number, f"{col}_not_a_valid_{task}_label"))
                 continue

@@ -128,6 +128,16 @@ def test_cbis_ddsm_full_mammograms_get_the_tables_side_view_and_breast_labels(tm
     assert_no_source_names(tmp_path / "out", "P_0000", "Mass-", "Calc-")
 
 
+def test_a_birads_0_in_labels_csv_is_reported_as_incomplete_and_left_missing(tmp_path):
+    from label_mining.structured_labels import load_structured_labels
+    from label_mining.uncertainty_policy import load_policy
+    cbis_fixture(tmp_path / "src")
+    importers()["cbis-ddsm"](tmp_path / "src", tmp_path / "out")
+    table = load_structured_labels(tmp_path / "out" / "labels.csv", load_policy(None))
+    assert any("incomplete_assessment" in why for _, why in table.problems)
+    assert all(rec.label != "0" for (_, _, task), rec in table.breast.items() if task == "acr")
+
+
 # --- VinDr-Mammo ------------------------------------------------------------------------------------
 def vindr_fixture(src: Path) -> None:
     rows = []
