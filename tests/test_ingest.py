@@ -131,3 +131,29 @@ def test_ingest_asset_materialises_with_the_accounting_check(planted_batch, tmp_
             and [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]}
     assert mats["dicom_catalog"]["dagster/row_count"].value == 4
     assert mats["quarantine"]["reasons"].value["duplicate_sop_instance"] == 1
+
+
+def test_no_table_and_no_dagster_metadata_carries_a_folder_or_file_name(tmp_path):
+    """Real exports name folders <Family>_<Given>_<MRN>: those names are PHI."""
+    from assets.ingest import ingest_batch
+    from curation.file_keys import lookup_path, read_lookup
+    from pipelines.resources import default_resources
+
+    home = tmp_path / "home"
+    d = home / "cohorts/hmi/dicom/Quixotica_Zebulon_MRN99887766"
+    make_mg(d / "Zebulon_left_cc.dcm", sop_uid="1.2.3.1")
+    (d / "Zebulon_notes.txt").write_text("junk")
+    make_mg(d / "Zebulon_dup.dcm", sop_uid="1.2.3.1")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("batch", ["hmi"])
+    result = dg.materialize([ingest_batch], partition_key="hmi", instance=instance,
+                            resources=default_resources(str(home)))
+    assert result.success
+    tables = [pd.read_parquet(home / "catalog/hmi" / name) for name in ("catalog.parquet", "quarantine.parquet")]
+    events = [str(e.event_specific_data.materialization.metadata) for e in result.get_asset_materialization_events()]
+    text = " ".join([t.astype(str).to_csv() for t in tables] + events)
+    for component in ("Quixotica", "Zebulon", "MRN99887766", "notes"):
+        assert component not in text
+    lookup = read_lookup(lookup_path(home, "hmi"))  # engineers find the file through the private lookup
+    assert sorted(lookup.values())[0].startswith(b"dicom/Quixotica_Zebulon_MRN99887766/")
+    assert set(tables[0]["file_key"]) | set(tables[1]["file_key"]) == set(lookup)

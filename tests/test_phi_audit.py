@@ -58,3 +58,34 @@ def test_png_text_chunks_are_searched(tmp_path):
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"tEXt", b"Comment\x00" + PHI["PatientID"].encode()) + chunk(b"IEND", b"")
     (home / "catalog/hmi/img.png").write_bytes(png)
     assert [h.kind for h in audit(home)[0]] == ["PatientID"]
+
+
+def test_multi_valued_ids_names_inside_sequences_and_report_csv_names_are_all_harvested(tmp_path):
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    path = make_mg(tmp_path / "cohorts/hmi/dicom/a.dcm", sop_uid="1.2.3")
+    ds = pydicom.dcmread(path)
+    ds.OtherPatientIDs = ["OLDMRN-111222", "OLDMRN-333444"]
+    item = Dataset()
+    item.PatientID = "SEQMRN-777888"
+    ds.OtherPatientIDsSequence = Sequence([item])
+    ds.OperatorsName = "Tech^Wilhelmina"
+    ds.PatientAddress = "12 Hypothetical Lane"
+    ds.save_as(path)
+    (tmp_path / "cohorts/hmi/reports.csv").write_text(
+        "accession_number,patient_id,patient_name,study_date,report_text\n"
+        "ACC-1234567,MRN-7654321,Jonathan^Examplesson,2020-01-01,fine\n")
+    values = harvest_phi(tmp_path / "cohorts")
+    assert values["OLDMRN-111222"] == values["OLDMRN-333444"] == "OtherPatientIDs"   # each value on its own
+    assert values["SEQMRN-777888"] == "PatientID"                                   # found inside a sequence
+    assert values["Wilhelmina"] == "OperatorsName" and values["12 Hypothetical Lane"] == "PatientAddress"
+    assert values["Examplesson"] == "PersonName" and values["MRN-7654321"] == "PatientID"
+
+
+def test_the_private_file_key_lookup_is_not_searched_but_every_other_output_is(tmp_path):
+    home = _home(tmp_path)
+    (home / "private/file_keys").mkdir(parents=True)
+    pd.DataFrame({"rel_path_text": [f"dicom/{PHI['PatientID']}/a.dcm"]}).to_parquet(home / "private/file_keys/hmi.parquet")
+    assert audit(home)[0] == []
