@@ -58,8 +58,7 @@ def new_batch_sensor(context: dg.SensorEvaluationContext, mammo: MammoHomeResour
 def build_definitions(root: str = "") -> dg.Definitions:
     areas = dg.Definitions.merge(*_area_definitions())
     partitioned, unpartitioned = split_keys_by_partitioning(areas)
-    jobs = [dg.define_asset_job(BATCH_JOB, selection=dg.AssetSelection.assets(*partitioned),
-                                partitions_def=batch_partitions,
+    jobs = [dg.define_asset_job(BATCH_JOB, selection=dg.AssetSelection.assets(*partitioned),  # partitions inferred
                                 description="Everything one ingestion batch needs: catalogue, labels, preprocessing.")]
     if unpartitioned:
         jobs.append(dg.define_asset_job(

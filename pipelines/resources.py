@@ -1,6 +1,15 @@
-"""Resources shared by every asset: where the data root is and the pseudonymisation key."""
+"""Resources shared by every asset: where the data root is and the pseudonymisation key.
+
+One dict per environment (``$MAMMO_ENV``): ``local`` (the default: demo key allowed, SQLite under
+``$MAMMO_HOME``) and ``production`` (the key must come from ``$MAMMO_PSEUDONYM_KEY``, read through
+``dg.EnvVar`` so its value is never shown in the UI or stored in run config; a missing variable fails
+the run before any asset starts, naming it). The review database URL is read from
+``$MAMMO_REVIEW_DB`` by the review assets (empty: SQLite at ``$MAMMO_HOME/review/review.db``).
+"""
 
 from __future__ import annotations
+
+import os
 
 import dagster as dg
 from pydantic import Field
@@ -32,11 +41,28 @@ class PseudonymKeyResource(dg.ConfigurableResource):
         return key_from_env()
 
 
-def default_resources(root: str = "") -> dict:
-    """Resource keys every asset module may require: ``mammo``, ``pseudonym``, ``pipes``."""
+ENVIRONMENT_VAR = "MAMMO_ENV"
+
+
+def _pseudonym_by_environment() -> dict[str, PseudonymKeyResource]:
+    return {
+        # $MAMMO_PSEUDONYM_KEY when set (through EnvVar: the UI shows the variable, not the key), else the demo key
+        "local": PseudonymKeyResource(key=dg.EnvVar(KEY_ENV_VAR)) if os.environ.get(KEY_ENV_VAR)
+        else PseudonymKeyResource(),
+        "production": PseudonymKeyResource(key=dg.EnvVar(KEY_ENV_VAR)),   # unset -> the run fails naming it
+    }
+
+
+def default_resources(root: str = "", environment: str | None = None) -> dict:
+    """Resource keys every asset module may require: ``mammo``, ``pseudonym``, ``pipes``, for the
+    environment ``environment`` (default ``$MAMMO_ENV`` or ``local``)."""
+    environment = environment or os.environ.get(ENVIRONMENT_VAR) or "local"
+    pseudonym = _pseudonym_by_environment()
+    if environment not in pseudonym:
+        raise ValueError(f"{ENVIRONMENT_VAR}={environment!r}: expected one of {sorted(pseudonym)}")
     return {
         "mammo": MammoHomeResource(root=root),
-        "pseudonym": PseudonymKeyResource(),
+        "pseudonym": pseudonym[environment],
         # heavy work (TensorFlow training) runs in its own process so it cannot take the code server down
         "pipes": dg.PipesSubprocessClient(),
     }

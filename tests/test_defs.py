@@ -72,3 +72,26 @@ def test_asset_and_check_descriptions_spell_placeholders_so_markdown_keeps_them(
     texts |= {f"sensor {s.name}": s.description or "" for s in defs.sensors or []}
     swallowed = {name: text for name, text in texts.items() if re.search(r"<[A-Za-z_][\w ]*>", text)}
     assert swallowed == {}, "write placeholders as {batch}, not <batch>"
+
+
+def test_production_takes_the_pseudonym_key_from_the_environment_and_fails_naming_it_when_unset(monkeypatch):
+    import dagster as dg
+    import pytest
+
+    from pipelines.resources import PseudonymKeyResource, default_resources
+
+    @dg.asset
+    def keyed(pseudonym: PseudonymKeyResource) -> dg.MaterializeResult:
+        key, is_demo = pseudonym.key_bytes()
+        return dg.MaterializeResult(metadata={"key": key.decode(), "demo": is_demo})
+
+    monkeypatch.delenv("MAMMO_PSEUDONYM_KEY", raising=False)
+    local = dg.materialize([keyed], resources=default_resources("/nonexistent-home", "local"))
+    assert local.asset_materializations_for_node("keyed")[0].metadata["demo"].value is True
+    with pytest.raises(Exception, match="MAMMO_PSEUDONYM_KEY"):
+        dg.materialize([keyed], resources=default_resources("/nonexistent-home", "production"))
+    monkeypatch.setenv("MAMMO_PSEUDONYM_KEY", "site-secret")
+    prod = dg.materialize([keyed], resources=default_resources("/nonexistent-home", "production"))
+    assert prod.asset_materializations_for_node("keyed")[0].metadata["demo"].value is False
+    with pytest.raises(ValueError, match="MAMMO_ENV='staging'"):
+        default_resources("", "staging")
