@@ -17,7 +17,9 @@ quarantine the file and carry on.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +42,7 @@ REASONS = {
     "multi_frame": "more than one frame (tomosynthesis or a cine); only 2D mammograms are supported",
     "not_grayscale": "not a single-sample MONOCHROME1/MONOCHROME2 image (e.g. RGB screenshot)",
     "decode_failed": "the pixel decoder raised an error",
+    "decoder_warning": "the decoder warned while decoding (a corrupted codestream decodes to wrong pixels); re-export",
     "blank_image": "every pixel has the same value after the display transform (all-black or all-white)",
     "too_small": "image smaller than the configured minimum size",
     "no_breast": "no foreground object large enough to be a breast",
@@ -390,6 +393,26 @@ def stored_from_dataset(ds: Dataset, max_pixels: int = DEFAULT_MAX_PIXELS) -> St
                        transfer_syntax=tsyntax, presentation_intent=str(ds.get("PresentationIntentType", "")))
 
 
+@contextlib.contextmanager
+def _stderr_captured():
+    """What native decoders print on file descriptor 2 while the block runs (list with one string)."""
+    said: list[str] = []
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield said
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            said.append(tmp.read(4096).decode("utf-8", "replace"))
+
+
 def _pixels(ds: Dataset) -> np.ndarray:
     """pydicom's decoders (pylibjpeg, pillow), then GDCM for what they cannot decode (12-bit JPEG
     Extended, 1.2.840.10008.1.2.4.51, which pydicom's own GDCM plugin also refuses)."""
@@ -397,7 +420,13 @@ def _pixels(ds: Dataset) -> np.ndarray:
     if tsyntax == pydicom.uid.JPEGExtended12Bit and int_tag(ds, "BitsStored", 8) > 8 and gdcm_handles(tsyntax):
         return gdcm_decode(ds)
     try:
-        return ds.pixel_array
+        with _stderr_captured() as said:
+            arr = ds.pixel_array
+        if said and said[0].strip():  # OpenJPEG/libjpeg write their warnings to fd 2, not to Python
+            raise DecodeError("decoder_warning", f"decoder reported: {said[0].strip()[:300]}")
+        return arr
+    except DecodeError:
+        raise
     except Exception as first:
         if not gdcm_handles(tsyntax):
             raise
