@@ -8,11 +8,11 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
+from curation.parquet_io import write_frame
+from curation.schemas import RUNS_SCHEMA
+
 RUN_ROLES = ("mtl", "baseline", "ensemble", "mc_dropout", "finetuned")
-RUNS_COLUMNS = ("run_id", "role", "asset", "name", "created_at", "dagster_run_id", "config_hash", "manifest_hash",
-                "model_path", "train_keys", "seed", "tasks", "height", "width", "epochs", "batch_size",
-                "learning_rate", "label_plan", "spec", "budget", "metrics", "hmi_test_breastbin_auc",
-                "inb_breastbin_auc", "train_seconds")
+RUNS_COLUMNS = tuple(RUNS_SCHEMA.names)
 
 
 def runs_table_path(models_root: Path) -> Path:
@@ -48,10 +48,7 @@ def append_runs(models_root: Path, records: Sequence[Mapping]) -> pd.DataFrame:
     table = pd.concat(frames, ignore_index=True) if frames else new
     for col in ("hmi_test_breastbin_auc", "inb_breastbin_auc", "train_seconds", "learning_rate"):
         table[col] = pd.to_numeric(table[col], errors="coerce")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    table.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    write_frame(table, RUNS_SCHEMA, path)   # atomic, in the one schema of the table
     return table
 
 
