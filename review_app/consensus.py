@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from sklearn.metrics import cohen_kappa_score
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -57,6 +56,7 @@ class PairAgreement:
 
 def agreement(session: Session) -> list[PairAgreement]:
     """Cohen's kappa (sklearn) per (task, annotator pair) over the items both annotators read."""
+    from sklearn.metrics import cohen_kappa_score  # imported here: the app starts without sklearn's import cost
     by_item: dict[int, list[Read]] = {}
     for read in session.scalars(select(Read).order_by(Read.id)):
         by_item.setdefault(read.item_id, []).append(read)

@@ -166,6 +166,9 @@ def _record_read(session: Session, item: QueueItem, user: User, req: DecisionReq
     session.add(read)
     reads.append(read)
     if len(reads) < 2:
+        session.execute(update(QueueItem).where(QueueItem.id == item.id, QueueItem.lease_user_id == user.id)
+                        .values(lease_user_id=None, lease_until=None)
+                        .execution_options(synchronize_session=False))  # free for the second reader
         session.commit()
         return None
     first, second = reads[0], reads[1]

@@ -36,6 +36,21 @@ MENTIONS = {
 }
 
 
+# an earlier screening exam of PAT01 (images only): the hanging protocol shows it beside ACC1001
+PRIOR = ("ACC0901", "PAT01", "2018-06-01")
+
+
+def _sample_pixels(rng, image_size: tuple[int, int]) -> np.ndarray:
+    """A smooth 16-bit 'breast' (a bright half-ellipse fading to the skin line) plus noise, so window
+    and level visibly change what is rendered."""
+    h, w = image_size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    inside = ((yy - h / 2) / (h / 2)) ** 2 + (xx / w) ** 2
+    tissue = np.clip(1.0 - inside, 0, 1) ** 0.5
+    noise = rng.random(image_size, dtype=np.float32) * 0.15
+    return np.clip((tissue * 0.8 + noise) * 65535, 0, 65535).astype(np.uint16)
+
+
 def build_sample_home(root: Path, key: bytes, *, image_size: tuple[int, int] = (96, 64)) -> MammoHome:
     home = MammoHome(Path(root)).ensure()
     cohort = home.batch_root(BATCH)
@@ -46,7 +61,8 @@ def build_sample_home(root: Path, key: bytes, *, image_size: tuple[int, int] = (
 
     rng = np.random.default_rng(0)
     catalog, index, image_labels, breast_labels = [], [], [], []
-    for acc, pat, _, _ in REPORTS:
+    exams = [(acc, pat, "2020-01-0%d" % (i + 1)) for i, (acc, pat, _, _) in enumerate(REPORTS)] + [PRIOR]
+    for acc, pat, study_date in exams:
         acc_key = pseudonymise(acc, "accession", key)
         pid = pseudonymise(pat, "patient", key)
         for lat in ("L", "R"):
@@ -54,15 +70,18 @@ def build_sample_home(root: Path, key: bytes, *, image_size: tuple[int, int] = (
             for view in ("CC", "MLO"):
                 image_key = pseudonymise(f"1.2.3.{acc}.{lat}.{view}", "sop", key)
                 cache_rel = f"{BATCH}/{image_key}.png"
-                pixels = (rng.random(image_size) * 65535).astype(np.uint16)
+                pixels = _sample_pixels(rng, image_size)
                 (home.cache / BATCH).mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(home.cache / cache_rel), pixels)
                 catalog.append({"image_key": image_key, "batch": BATCH, "patient_pid": pid,
                                 "accession_key": acc_key, "breast_key": breast_key, "laterality": lat,
-                                "view": view, "view_conflict": False, "laterality_conflict": False})
+                                "view": view, "view_conflict": False, "laterality_conflict": False,
+                                "study_date": study_date})
                 index.append({"image_key": image_key, "cache_path": cache_rel, "height": image_size[0],
                               "width": image_size[1], "flipped": lat == "R",
                               "orientation_disagreement": False})
+                if acc == PRIOR[0]:
+                    continue  # the prior exam has images only, no labels to review
                 image_labels.append(_label(image_key=image_key, breast_key=breast_key, task="view", label=view,
                                            u=0.0, source="dicom_tag", rule_id="tag.view_position"))
     a1 = pseudonymise("ACC1001", "accession", key)
@@ -122,14 +141,15 @@ VERSION_RE = re.compile(r'name="version" value="(\d+)"')
 
 
 def build_sample_app(root: Path, key: bytes, *, annotators: dict[str, str] | None = None,
-                     db_url: str | None = None, **settings_overrides):
+                     db_url: str | None = None, roles: dict[str, str] | None = None,
+                     image_size: tuple[int, int] = (96, 64), **settings_overrides):
     """(settings, app) on a fresh sample home with its queue synced and the given annotators."""
     from review_app.accounts import create_user
     from review_app.settings import ReviewSettings, default_db_url
     from review_app.tables import build_queue_for_home, queue_path, sync_into_db, write_queue
     from review_app.web import create_app
 
-    home = build_sample_home(root, key)
+    home = build_sample_home(root, key, image_size=image_size)
     queue, _ = build_queue_for_home(home)
     write_queue(queue, queue_path(home))
     settings = ReviewSettings(mammo_home=home.root, db_url=db_url or default_db_url(home),
@@ -138,7 +158,7 @@ def build_sample_app(root: Path, key: bytes, *, annotators: dict[str, str] | Non
     app = create_app(settings, pseudonym_key=key)
     with app.state.session_factory() as session:
         for name, password in (annotators or {}).items():
-            create_user(session, name, password)
+            create_user(session, name, password, role=(roles or {}).get(name, "annotator"))
         session.commit()
     return settings, app
 

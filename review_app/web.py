@@ -289,7 +289,7 @@ def create_app(settings: ReviewSettings, *, pseudonym_key: bytes | None = None) 
         mine = next((a for a in stats.annotators if a.annotator == user.username), None)
         return templates.TemplateResponse(request, "queue.html", {
             "user": user, "csrf": csrf_token(request), "stats": stats, "items": items, "mine": mine,
-            "done": bool(done), "batches": batches, "where": where, "tasks": list(TASKS),
+            "done": bool(done), "batches": batches, "saved": request.session.pop("saved", None), "where": where, "tasks": list(TASKS),
             "reasons": list(REASON_TIER)})
 
     @app.get("/api/progress")

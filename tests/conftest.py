@@ -18,3 +18,14 @@ def cheap_argon2(monkeypatch):
 
     monkeypatch.setattr(accounts, "_hasher", argon2_at_test_cost())
     monkeypatch.setattr(accounts, "_DUMMY_HASH", accounts._hasher.hash("unknown-user-dummy"))
+
+
+@pytest.fixture(scope="module")
+def cheap_argon2_module():
+    """:func:`cheap_argon2` for module-scoped fixtures (one server shared by a module's tests)."""
+    from review_app import accounts
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accounts, "_hasher", argon2_at_test_cost())
+        patch.setattr(accounts, "_DUMMY_HASH", accounts._hasher.hash("unknown-user-dummy"))
+        yield
