@@ -47,7 +47,8 @@ class ReviewQueueConfig(dg.Config):
     max_items: int = 0
     """Keep only the first N items after ordering; 0 keeps all."""
     predictions_path: str = ""
-    """Optional model.predict output (parquet) enabling the model-disagreement reason."""
+    """model.predict output (parquet) for the model-disagreement reason; empty = the latest run's
+    models/<run>/predictions/*.parquet written by the evaluation (metadata says which, or that none exist)."""
     db_url: str = ""
     """Review app database; empty means $MAMMO_REVIEW_DB or $MAMMO_HOME/review/review.db."""
     sync_db: bool = True
@@ -75,6 +76,7 @@ def review_queue(context: dg.AssetExecutionContext, config: ReviewQueueConfig,
         "path": dg.MetadataValue.path(str(path)),
         "dagster/row_count": len(queue),
         "batches": ", ".join(inputs.batches),
+        "model_predictions": next((n for n in inputs.notes if "predictions" in n), ""),
         "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in inputs.notes) or "all inputs present"),
         "per_task": dg.MetadataValue.md(_counts_md("task", queue["task"].value_counts().sort_index())),
         "per_reason": dg.MetadataValue.md(_counts_md(

@@ -3,7 +3,8 @@
 The label tables hold only pseudonymised keys. To show the report a reader wrote, the
 cohort's ``reports.csv`` is read here and each raw ``accession_number`` is pseudonymised with
 the site key to join; the raw accession, patient id and reader id are dropped on reading and
-never reach a page, a log or the database.
+never reach a page, a log or the database; those values, any ``*name*`` column and labelled
+MRN / birth-date / name patterns are masked in the text itself (:mod:`review_app.redact`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ import pandas as pd
 
 from curation.home import MammoHome
 from curation.pseudonym import pseudonymise
+from review_app.redact import redact
+
+# reports.csv columns whose values are identifiers: masked wherever they appear in the report text
+IDENTIFIER_COLUMNS = ("accession_number", "patient_id", "reader_id", "patient_birth_date", "birth_date")
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,8 @@ class ReportIndex:
             return {}
         frame = pd.read_csv(path, dtype=str, keep_default_na=False,
                             usecols=lambda c: c in ("accession_number", "report_text", "reader_level",
-                                                    "study_date"))
+                                                    "study_date", *IDENTIFIER_COLUMNS) or "name" in c.lower())
+        id_columns = [c for c in frame.columns if c in IDENTIFIER_COLUMNS or "name" in c.lower()]
         if "accession_number" not in frame.columns or "report_text" not in frame.columns:
             self._problems[batch] = "reports.csv lacks accession_number or report_text"
             return {}
@@ -72,7 +78,9 @@ class ReportIndex:
             acc = pseudonymise(rec["accession_number"], "accession", self._key)
             if acc is None:
                 continue
-            out.setdefault(acc, []).append(Report(row=row, text=rec["report_text"],
+            # identifiers masked before the text is kept for display (review_app/redact.py)
+            text = redact(rec["report_text"], [rec[c] for c in id_columns])
+            out.setdefault(acc, []).append(Report(row=row, text=text,
                                                   reader_level=rec.get("reader_level") or None,
                                                   study_date=rec.get("study_date") or None))
         return out

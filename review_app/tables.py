@@ -61,6 +61,21 @@ def _read_all(paths: dict[str, Path]) -> pd.DataFrame | None:
     return pd.concat(frames, ignore_index=True) if frames else None
 
 
+def latest_predictions(home: MammoHome) -> tuple[Path, pd.DataFrame] | None:
+    """The predictions of the run that wrote predictions last: ``models/<run>/predictions/*.parquet``
+    (one file per test set, written by the evaluation), concatenated; ``None`` when there are none."""
+    files = sorted(home.models.glob("*/predictions/*.parquet")) if home.models.is_dir() else []
+    if not files:
+        return None
+    newest = max(files, key=lambda f: (f.stat().st_mtime_ns, str(f)))
+    run_dir = newest.parent.parent
+    frames = [pd.read_parquet(f) for f in sorted(run_dir.glob("predictions/*.parquet"))]
+    frames = [f for f in frames if "image_key" in f.columns]
+    if not frames:
+        return None
+    return run_dir, pd.concat(frames, ignore_index=True).drop_duplicates("image_key", keep="last")
+
+
 def load_queue_inputs(home: MammoHome, predictions_path: Path | None = None) -> QueueInputs:
     batches = label_batches(home)
     notes: list[str] = []
@@ -89,8 +104,16 @@ def load_queue_inputs(home: MammoHome, predictions_path: Path | None = None) -> 
         if not Path(predictions_path).is_file():
             raise FileNotFoundError(f"predictions file {predictions_path} does not exist")
         predictions = pd.read_parquet(predictions_path)
+        notes.append(f"model predictions: {Path(predictions_path).name} ({len(predictions)} rows)")
     else:
-        notes.append("no model predictions given: model-disagreement reason off")
+        found = latest_predictions(home)
+        if found is None:
+            notes.append(f"no model predictions under {home.models.name}/<run>/predictions/ (the evaluation writes "
+                         "them): model-disagreement reason off")
+        else:
+            run_dir, predictions = found
+            notes.append(f"model predictions: latest run {run_dir.name} ({len(predictions)} rows, "
+                         "model-disagreement reason on)")
     adjudications = pd.read_parquet(adjudications_path(home)) if adjudications_path(home).is_file() else None
     return QueueInputs(breast, image, catalog, index, mentions, predictions, adjudications, batches, notes)
 

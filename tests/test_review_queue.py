@@ -211,3 +211,22 @@ def test_label_table_without_required_columns_is_refused_by_name():
     b, i = frames([breast("A-1:L", "acr", "3", 0.9)])
     with pytest.raises(ValueError, match=r"breast_labels lacks column\(s\) \['u'\]"):
         build_queue(b.drop(columns="u"), i)
+
+
+def test_the_queue_reads_the_latest_run_predictions_and_says_so_when_there_are_none(tmp_path):
+    from review_app.sample import build_sample_home
+    from review_app.tables import build_queue_for_home
+
+    home = build_sample_home(tmp_path / "home", b"k")
+    queue, inputs = build_queue_for_home(home)
+    assert "model_disagreement" not in ";".join(queue["reasons"])
+    assert any(n.startswith("no model predictions under models/") for n in inputs.notes)
+
+    views = pd.read_parquet(home.labels_dir("hmi") / "image_labels.parquet")
+    cc = views[views["label"] == "CC"]["image_key"]
+    (home.models / "run-a" / "predictions").mkdir(parents=True)
+    pd.DataFrame({"image_key": cc, "p_view_MLO": 0.99}).to_parquet(home.models / "run-a" / "predictions" / "hmi_test.parquet")
+    queue, inputs = build_queue_for_home(home)
+    flagged = queue[queue["reasons"].str.contains("model_disagreement")]
+    assert len(flagged) == len(cc) and set(flagged["model_label"]) == {"MLO"}
+    assert any("latest run run-a" in n for n in inputs.notes)

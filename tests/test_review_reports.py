@@ -48,3 +48,35 @@ def test_other_statements_on_the_question_are_marked_apart_from_the_evidence():
     assert [(s.text, s.evidence, s.related) for s in segments] == [
         ("Reader 1: ", False, False), ("BI-RADS 4", True, False), (". Reader 2: ", False, False),
         ("BI-RADS 2", False, True), (".", False, False)]
+
+
+def test_identifiers_written_into_a_report_are_masked_without_moving_any_offset():
+    from review_app.redact import MASK, redact
+
+    text = ("Patient: Doe, Jane  MRN: 00123456  DOB: 03/04/1961  Acc. no. ACC1001. "
+            "Left breast: spiculated mass, BI-RADS 5. Reader R7.")
+    shown = redact(text, ["ACC1001", "PAT01", "R7x", "Doe^Jane"])
+    assert len(shown) == len(text)
+    for secret in ("Doe", "Jane", "00123456", "03/04/1961", "ACC1001"):
+        assert secret not in shown
+    start = text.index("BI-RADS 5")
+    assert shown[start:start + 9] == "BI-RADS 5" and MASK in shown
+
+
+def test_the_app_shows_report_text_with_the_patients_identifiers_masked(tmp_path):
+    import pandas as pd
+
+    from review_app.reports import ReportIndex
+    from review_app.sample import BATCH, build_sample_home
+    from curation.pseudonym import pseudonymise
+
+    home = build_sample_home(tmp_path / "home", b"k")
+    csv = home.batch_root(BATCH) / "reports.csv"
+    frame = pd.read_csv(csv, dtype=str)
+    frame["patient_name"] = "Smith^Anna"
+    frame.loc[0, "report_text"] = "Patient Anna Smith (PAT01), MRN 99887766. " + frame.loc[0, "report_text"]
+    frame.to_csv(csv, index=False)
+    report = ReportIndex(home, b"k").reports(BATCH, pseudonymise("ACC1001", "accession", b"k"))[0]
+    for secret in ("Anna", "Smith", "PAT01", "99887766"):
+        assert secret not in report.text
+    assert "BI-RADS 5" in report.text
