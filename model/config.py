@@ -65,7 +65,7 @@ class _NetworkShape(BaseModel):
     @field_validator("height", "width")
     @classmethod
     def _multiple_of_64(cls, v, info):
-        return _check_size(v, info.field_name)
+        return v if v == "auto" else _check_size(v, info.field_name)
 
 
 class ModelConfig(_NetworkShape):
@@ -121,6 +121,10 @@ class AugmentConfig(BaseModel):
 class TrainConfig(_NetworkShape):
     """Everything a training run depends on. ``config_hash`` identifies a run."""
 
+    # "auto": the smallest multiple of 64 that holds the tissue of every training image
+    # (model.data.fit_width); a fixed width that cuts tissue trains with a warning and the
+    # count of cut images in result.json
+    width: int | Literal["auto"] = 192
     decoder_width: float = Field(0.5, gt=0.0, le=1.0)
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(8, gt=0)
@@ -132,7 +136,8 @@ class TrainConfig(_NetworkShape):
     # lambda_t in front of each task loss; paper: all 1
     task_factors: dict[str, float] = Field(default_factory=dict)
     mixed_precision: bool = False
-    strategy: Literal["default", "mirrored", "multi_worker"] = "default"
+    # "multi_worker_mirrored" (the name the README used) is an alias of "multi_worker"
+    strategy: Literal["default", "mirrored", "multi_worker", "multi_worker_mirrored"] = "default"
     augment: AugmentConfig = AugmentConfig()
     selection_metric: str | None = None  # None -> val_breastbin_auc if breastbin else val_loss
     selection_mode: Literal["auto", "max", "min"] = "auto"
@@ -172,7 +177,8 @@ class TrainConfig(_NetworkShape):
 
     @model_validator(mode="after")
     def _consistent(self):
-        self.model_cfg()  # single_task constraints
+        if self.width != "auto":
+            self.model_cfg()  # single_task constraints
         for name in ("class_weights", "task_factors"):
             extra = [t for t in getattr(self, name) if t not in self.tasks]
             if extra:
@@ -182,7 +188,13 @@ class TrainConfig(_NetworkShape):
         return self
 
     # ------------------------------------------------------------------------------
+    def with_width(self, width: int) -> "TrainConfig":
+        """This config with a concrete width (how ``width="auto"`` is resolved)."""
+        return TrainConfig.model_validate({**self.model_dump(), "width": width})
+
     def model_cfg(self) -> ModelConfig:
+        if self.width == "auto":
+            raise ValueError("width='auto' is resolved from the training images; call with_width() first")
         return ModelConfig(tasks=self.tasks, height=self.height, width=self.width, dropout=self.dropout,
                            architecture=self.architecture, decoder_width=self.decoder_width,
                            latent_scale=self.latent_scale)

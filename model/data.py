@@ -6,7 +6,13 @@ parallel per batch and prefetched, so memory does not grow with the dataset.
 
 Geometry: the cache stores the breast facing left at height H. An image whose height
 differs is resized to H keeping its aspect ratio; the width is then cropped or padded
-*on the right* to W — the chest wall is on the left, so only background is ever cut.
+*on the right* to W — the chest wall is on the left, so what a crop cuts is the side away
+from it. That is background only when W covers the tissue: a large breast (or a real film
+with little background) is wider than the 0.5·H many CPU budgets use. :func:`tissue_widths`
+measures how far tissue reaches in each image, :func:`fit_width` turns that into the
+smallest multiple of 64 that cuts nothing (``TrainConfig.width="auto"``), and
+:func:`count_cut` counts the images a fixed W would cut — training warns with that count
+and records it in the run (``model.train``).
 
 Augmentation (train only, paper 2.4): random translation, zoom and vertical flip, each
 applied with probability p = 0.5. No horizontal flip (it would put the chest wall on
@@ -115,6 +121,42 @@ def encode_targets(rows: pd.DataFrame, tasks: Sequence[str]) -> dict[str, np.nda
                              f"for task {task!r}, e.g. image_key {keys}")
         out[task] = np.stack([idx, w.astype(np.float32)], axis=1)
     return out
+
+
+# --- width ----------------------------------------------------------------------------
+def tissue_widths(rows: pd.DataFrame, image_root: str | Path, height: int) -> np.ndarray:
+    """Per row, how many columns from the chest wall (left) hold non-zero pixels once the image
+    is scaled to ``height`` — what a crop to fewer columns would cut.
+
+    Uses the cache index's ``content_width`` (the width before padding) when the rows carry it;
+    otherwise reads each PNG's header size and its right-most non-zero column (zero is the
+    cache's background and padding value).
+    """
+    import cv2
+
+    if "content_width" in rows.columns and "height" in rows.columns and rows["content_width"].notna().all():
+        cw = rows["content_width"].to_numpy(dtype=np.float64)
+        h = rows["height"].to_numpy(dtype=np.float64)
+        return np.ceil(cw * height / h).astype(int)
+    out = np.zeros(len(rows), dtype=int)
+    for i, path in enumerate(image_paths(rows, image_root)):
+        img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise FileNotFoundError(f"cannot read cached image for image_key {rows['image_key'].iloc[i]}")
+        cols = np.flatnonzero(img.reshape(img.shape[0], -1).max(axis=0) > 0)
+        last = int(cols[-1]) + 1 if len(cols) else 0
+        out[i] = int(np.ceil(last * height / img.shape[0]))
+    return out
+
+
+def fit_width(widths: np.ndarray, multiple: int = 64) -> int:
+    """The smallest multiple of ``multiple`` that holds every image's tissue."""
+    return max(multiple, int(-(-int(np.max(widths, initial=1)) // multiple) * multiple))
+
+
+def count_cut(widths: np.ndarray, width: int) -> int:
+    """How many images would lose tissue when cropped to ``width`` columns."""
+    return int(np.sum(np.asarray(widths) > width))
 
 
 # --- pixels ----------------------------------------------------------------------------

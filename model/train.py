@@ -34,7 +34,7 @@ import pandas as pd
 import tensorflow as tf
 
 from model.config import TrainConfig
-from model.data import check_rows, encode_targets, make_dataset
+from model.data import check_rows, count_cut, encode_targets, fit_width, make_dataset, tissue_widths
 from model.losses import task_losses, weighted_ce_numpy
 from model.network import build_mtl_model
 
@@ -54,6 +54,12 @@ class TrainResult:
     out_dir: Path
     config: TrainConfig
     transferred_layers: int = 0  # layers initialised from init_model
+    tissue_cut: int = 0  # training images whose tissue the width cuts (0 with width="auto")
+    selected_on_validation: bool = True
+
+
+NO_VALIDATION_WARNING = ("no validation rows: the best epoch is chosen on the TRAINING loss, which rewards "
+                         "overfitting; pass validation rows (a 'val' split) to select on held-out data")
 
 
 # --- validation metrics ------------------------------------------------------------------
@@ -148,9 +154,11 @@ class _HistoryWriter(keras.callbacks.Callback):
 def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        # cluster layout comes from the TF_CONFIG environment variable
-        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name in ("multi_worker", "multi_worker_mirrored"):
+        # cluster layout comes from the TF_CONFIG environment variable; model.distribute makes Keras 3 fit work
+        from model.distribute import multi_worker_strategy
+
+        return multi_worker_strategy()
     return tf.distribute.get_strategy()
 
 
@@ -212,6 +220,32 @@ def select_best(history: pd.DataFrame, metric: str, mode: str) -> tuple[int, flo
     raise ValueError(f"history has no usable selection metric {metric!r}")
 
 
+def resolve_width(config: TrainConfig, train_rows: pd.DataFrame, val_rows: pd.DataFrame | None,
+                  image_root: Path) -> tuple[TrainConfig, dict]:
+    """A concrete width for ``config`` and how many images it cuts.
+
+    ``width="auto"`` becomes the smallest multiple of 64 holding every training image's tissue;
+    a fixed width is kept, with a warning naming how many images lose tissue.
+    """
+    widths = tissue_widths(train_rows, image_root, config.height)
+    requested = config.width
+    if requested == "auto":
+        config = config.with_width(fit_width(widths))
+    info = {"width_requested": requested, "tissue_width_max": int(widths.max(initial=0)),
+            "tissue_cut_train": count_cut(widths, config.width), "tissue_cut_val": 0}
+    if val_rows is not None:
+        info["tissue_cut_val"] = count_cut(tissue_widths(val_rows, image_root, config.height), config.width)
+    cut = info["tissue_cut_train"] + info["tissue_cut_val"]
+    if cut:
+        msg = (f"width={config.width} cuts breast tissue in {info['tissue_cut_train']} of {len(train_rows)} "
+               f"training and {info['tissue_cut_val']} validation image(s) (tissue reaches "
+               f"{info['tissue_width_max']} px at H={config.height}); use width='auto' or "
+               f"width={fit_width(widths)} to keep it all")
+        warnings.warn(msg, UserWarning, stacklevel=3)
+        log.warning(msg)
+    return config, info
+
+
 # --- the entry point ---------------------------------------------------------------------
 def train(config: TrainConfig, train_rows: pd.DataFrame, val_rows: pd.DataFrame | None, image_root: Path,
           out_dir: Path, init_model: Path | None = None, *,
@@ -226,14 +260,18 @@ def train(config: TrainConfig, train_rows: pd.DataFrame, val_rows: pd.DataFrame 
     if has_val:
         check_rows(val_rows, image_root)
     metric, mode = config.resolved_selection(has_val)
+    if not has_val:
+        warnings.warn(NO_VALIDATION_WARNING, UserWarning, stacklevel=2)
+        log.warning(NO_VALIDATION_WARNING)
     train_rows = train_rows.reset_index(drop=True)
+    config, tissue = resolve_width(config, train_rows, val_rows if has_val else None, image_root)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     backup_dir = out_dir / "backup"
     run_info = {"config_hash": config.config_hash(), "config": config.model_dump(mode="json"),
                 "train_fingerprint": rows_fingerprint(train_rows, config.tasks),
                 "val_fingerprint": rows_fingerprint(val_rows.reset_index(drop=True), config.tasks) if has_val else None,
-                "init_model": str(init_model) if init_model else None}
+                "init_model": str(init_model) if init_model else None, "width": config.width, **tissue}
     run_json = out_dir / "run.json"
     if backup_dir.exists() and run_json.exists():
         old = json.loads(run_json.read_text())
@@ -309,8 +347,10 @@ def train(config: TrainConfig, train_rows: pd.DataFrame, val_rows: pd.DataFrame 
         log.warning("selection metric %s undefined in every epoch; selected on %s", metric, used)
     result = {"best_epoch": best_epoch, "selection_metric": used, "best_value": best_value,
               "config_hash": config.config_hash(), "epochs": config.epochs,
-              "transferred_layers": transferred}
+              "transferred_layers": transferred, "width": config.width, **tissue,
+              "selected_on_validation": has_val, "selection_warning": None if has_val else NO_VALIDATION_WARNING}
     (work_dir / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True,
                                                      default=lambda v: None if isinstance(v, float) and math.isnan(v) else v))
     return TrainResult(model_path=model_path, history=history, best_epoch=best_epoch, selection_metric=used,
-                       best_value=best_value, out_dir=work_dir, config=config, transferred_layers=transferred)
+                       best_value=best_value, out_dir=work_dir, config=config, transferred_layers=transferred,
+                       tissue_cut=tissue["tissue_cut_train"], selected_on_validation=has_val)

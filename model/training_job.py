@@ -72,7 +72,9 @@ class ModelExecutor:
         (out_dir / "timing.json").write_text(json.dumps(
             {"seconds": round(seconds, 1), "images": len(rows), "epochs": config.epochs,
              "images_per_second": round(len(rows) * config.epochs / max(seconds, 1e-9), 1),
-             "best_epoch": result.best_epoch, "selection_metric": result.selection_metric}, indent=2, sort_keys=True))
+             "best_epoch": result.best_epoch, "selection_metric": result.selection_metric,
+             "selected_on_validation": result.selected_on_validation, "width": result.config.width,
+             "tissue_cut_images": result.tissue_cut}, indent=2, sort_keys=True))
         return Path(result.model_path)
 
     def predict(self, model_paths: Sequence[Path], rows: pd.DataFrame, mc_passes: int, latent: bool) -> pd.DataFrame:
@@ -222,7 +224,11 @@ def materialization_metadata(summaries: Mapping[str, dict]) -> dict:
         md[f"{role}/config_hash"] = s["config_hash"]
         md[f"{role}/manifest_hash"] = s["manifest_hash"]
         if s.get("timing"):
-            md[f"{role}/train_seconds"] = s["timing"].get("seconds")
+            t = s["timing"]
+            md[f"{role}/train_seconds"] = t.get("seconds")
+            for k in ("selection_metric", "selected_on_validation", "width", "tissue_cut_images"):
+                if t.get(k) is not None:
+                    md[f"{role}/{k}"] = t[k]
         for ds, m in s["metrics"].items():
             for k in ("breastbin_auc", "view_auc", "acr_wacc", "density_wacc"):
                 if m.get(k) is not None:

@@ -280,7 +280,8 @@ def test_saved_model_serving_signature_returns_the_same_probabilities(small_mode
     want = small_model(x, training=False)
     assert set(got) == set(LABEL_TASKS)
     for t in LABEL_TASKS:
-        np.testing.assert_allclose(got[t].numpy(), np.asarray(want[t]), rtol=1e-5, atol=1e-6)
+        # float32 graph vs eager: reductions (instance norm) may sum in another order
+        np.testing.assert_allclose(got[t].numpy(), np.asarray(want[t]), rtol=1e-4, atol=1e-5)
     meta = json.loads((out["saved_model"] / "serving_meta.json").read_text())
     assert meta["outputs"]["density"] == ["A", "B", "C", "D"] and meta["input"]["shape"] == [None, 128, 64, 1]
     with pytest.raises(ValueError, match="run_id"):
