@@ -32,8 +32,8 @@ import pyarrow.parquet as pq
 
 from curation.home import MammoHome
 from curation.parquet_io import write_arrow, write_frame
-from curation.schemas import (DATASET_CARD_SCHEMA, EXCLUDED_SCHEMA, MANIFEST_PARTITION_COLUMNS, MANIFEST_SCHEMA,
-                              MANIFEST_SCHEMA_VERSION)
+from curation.schemas import (CACHE_INDEX_SCHEMA, DATASET_CARD_SCHEMA, EXCLUDED_SCHEMA, IMAGE_LABELS_SCHEMA,
+                              MANIFEST_PARTITION_COLUMNS, MANIFEST_SCHEMA, MANIFEST_SCHEMA_VERSION)
 from curation.split import SplitConfig, split_images
 from curation.tasks import LABEL_TASKS, TASKS
 
@@ -366,10 +366,10 @@ def build_all(home: MammoHome, config: SplitConfig, cohort_roles: dict[str, str]
         raise ValueError(f"no catalogue under {home.catalog}; materialise dicom_catalog for at least one batch first")
     labels = load_image_labels(home)
     if labels.empty:
-        labels = pd.DataFrame(columns=["image_key", "task", "label", "u", "weight", "source"])
+        labels = IMAGE_LABELS_SCHEMA.empty_table().to_pandas()
     index = load_cache_index(home)
     if index.empty:
-        index = pd.DataFrame(columns=["image_key", "cache_path", "height", "width"])
+        index = CACHE_INDEX_SCHEMA.empty_table().to_pandas()
     rows, excluded = build_rows(catalog, labels, index, load_cache_quarantine(home, catalog))
     rows = assign_cohort_splits(rows, config, cohort_roles, default_role)
     write_manifests(rows, home.manifests, split_metadata(config))
