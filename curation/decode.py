@@ -375,6 +375,8 @@ def stored_from_dataset(ds: Dataset, max_pixels: int = DEFAULT_MAX_PIXELS) -> St
     check_header(ds, max_pixels)
     try:
         arr = _pixels(ds)
+    except DecodeError:
+        raise
     except HeaderValueError as exc:
         raise DecodeError(exc.code, exc.detail) from None
     except NotImplementedError as exc:
@@ -414,26 +416,31 @@ def _stderr_captured():
 
 
 def _pixels(ds: Dataset) -> np.ndarray:
-    """pydicom's decoders (pylibjpeg, pillow), then GDCM for what they cannot decode (12-bit JPEG
-    Extended, 1.2.840.10008.1.2.4.51, which pydicom's own GDCM plugin also refuses)."""
+    """pydicom's decoders (pylibjpeg, pillow); GDCM only for 12-bit JPEG Extended
+    (1.2.840.10008.1.2.4.51), which nothing else decodes (pydicom's own GDCM plugin refuses it)."""
     tsyntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     if tsyntax == pydicom.uid.JPEGExtended12Bit and int_tag(ds, "BitsStored", 8) > 8 and gdcm_handles(tsyntax):
         return gdcm_decode(ds)
-    try:
-        with _stderr_captured() as said:
-            arr = ds.pixel_array
-        if said and said[0].strip():  # OpenJPEG/libjpeg write their warnings to fd 2, not to Python
-            raise DecodeError("decoder_warning", f"decoder reported: {said[0].strip()[:300]}")
-        return arr
-    except DecodeError:
-        raise
-    except Exception as first:
-        if not gdcm_handles(tsyntax):
-            raise
-        try:
-            return gdcm_decode(ds)
-        except Exception:
-            raise first from None
+    with _stderr_captured() as said:
+        arr = ds.pixel_array
+    if said and said[0].strip():  # OpenJPEG/libjpeg write their warnings to fd 2, not to Python
+        raise DecodeError("decoder_warning", f"decoder reported: {said[0].strip()[:300]}")
+    return arr
+
+
+def _without_gdcm_plugin() -> None:
+    """GDCM aborts the whole process (an uncaught C++ exception) on some corrupt JPEG 2000 / RLE
+    streams (found by the fuzz run), so pydicom must never pick it: it is removed from pydicom's
+    plugin lists and called directly only in the one case above."""
+    from pydicom.pixels import decoders
+
+    for name in dir(decoders):
+        dec = getattr(decoders, name)
+        if hasattr(dec, "remove_plugin") and "gdcm" in getattr(dec, "available_plugins", ()):
+            dec.remove_plugin("gdcm")
+
+
+_without_gdcm_plugin()
 
 
 def decode(path: str | os.PathLike | Path) -> np.ndarray:
