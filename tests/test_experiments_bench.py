@@ -132,3 +132,15 @@ def test_the_one_renderer_writes_markdown_and_text():
     assert "| model | data | AUC |" in md and "| mtl | hmi_test | 83.8 |" in md and md.startswith("### T")
     text = render(grid, "text")
     assert "mtl" in text and "|" not in text and "note" in text
+
+
+def test_a_budget_passes_mixed_precision_and_xla_to_the_training_config_and_cpu_budgets_keep_their_keys():
+    from model.config import TrainConfig
+
+    spec = X.RunSpec(name="MTL")
+    gpu = X.budget("bench").model_copy(update={"mixed_precision": "on", "jit_compile": "on"})
+    cfg = TrainConfig.model_validate(X.train_config_for(spec, gpu, 0))
+    assert cfg.mixed_precision is True and cfg.jit_compile is True
+    cpu = X.train_config_for(spec, X.budget("bench"), 0)
+    assert "mixed_precision" not in cpu and "jit_compile" not in cpu  # same key as before the fields existed
+    assert X.budget("paper").mixed_precision == "auto" and X.budget("paper").jit_compile == "auto"

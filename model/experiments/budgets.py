@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 DATASETS: dict[str, tuple[str, str]] = {"hmi_test": ("hmi", "test"), "inb": ("inb", "test")}
@@ -26,6 +28,9 @@ class Budget(BaseModel):
     mc_passes: int = Field(10, ge=2)
     n_bootstrap: int = Field(1000, ge=0)
     finetune_learning_rate: float = Field(1e-4, gt=0)
+    mixed_precision: Literal["off", "on", "auto"] = Field(
+        "off", description="mixed_float16 training; auto: on when TensorFlow sees a GPU")
+    jit_compile: Literal["off", "on", "auto"] = Field("off", description="XLA; passed to TrainConfig.jit_compile")
 
 
 
@@ -40,7 +45,8 @@ BUDGETS: dict[str, Budget] = {
     "bench": Budget(name="bench", height=256, width=128, epochs=15, finetune_epochs=3, batch_size=16,
                     seeds=3, ensemble_size=5, mc_passes=10, n_bootstrap=0),
     "paper": Budget(name="paper", height=512, width=256, epochs=100, finetune_epochs=20, batch_size=16,
-                    seeds=3, ensemble_size=5, mc_passes=10, n_bootstrap=2000),
+                    seeds=3, ensemble_size=5, mc_passes=10, n_bootstrap=2000, mixed_precision="auto",
+                    jit_compile="auto"),
 }
 
 

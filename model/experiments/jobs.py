@@ -77,12 +77,24 @@ class EvalJob:
         return "eval-" + _digest({"members": [m.key for m in self.members], "mc": self.mc_passes, "z": self.latent})
 
 
+def _gpu_visible() -> bool:
+    import tensorflow as tf  # only asked when a budget says "auto"
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def train_config_for(spec: RunSpec, b: Budget, seed: int) -> dict:
     finetune = spec.role == "finetune"
-    return {"tasks": list(spec.tasks), "height": b.height, "width": b.width, "architecture": spec.architecture,
-            "epochs": b.finetune_epochs if finetune else b.epochs, "batch_size": b.batch_size,
-            "learning_rate": b.finetune_learning_rate if finetune else b.learning_rate, "seed": seed,
-            "class_weights": {t: list(w) for t, w in spec.class_weights.items() if t in spec.tasks}, "verbose": 0}
+    cfg = {"tasks": list(spec.tasks), "height": b.height, "width": b.width, "architecture": spec.architecture,
+           "epochs": b.finetune_epochs if finetune else b.epochs, "batch_size": b.batch_size,
+           "learning_rate": b.finetune_learning_rate if finetune else b.learning_rate, "seed": seed,
+           "class_weights": {t: list(w) for t, w in spec.class_weights.items() if t in spec.tasks}, "verbose": 0}
+    # only set when asked for, so the keys of CPU budgets' models stay what they were
+    if b.mixed_precision == "on" or (b.mixed_precision == "auto" and _gpu_visible()):
+        cfg["mixed_precision"] = True
+    if b.jit_compile != "off":
+        cfg["jit_compile"] = True if b.jit_compile == "on" else "auto"
+    return cfg
 
 
 def expand(spec: RunSpec, b: Budget, seed: int, specs_by_name: Mapping[str, RunSpec],
