@@ -158,6 +158,7 @@ ADJUDICATIONS_SCHEMA = pa.schema([
     ("previous_label", pa.string()),
     ("previous_u", pa.float64()),
     ("app_version", pa.string()),
+    ("reverts", pa.string()),            # decision "undo": the decision_id it cancels (review app)
 ])
 
 # --- manifests ---------------------------------------------------------------------------------------

@@ -121,6 +121,6 @@ if (root) {
     if (event.key === "w") { setTool("WindowLevel"); } else if (event.key === "p") { setTool("ZoomAndPan"); }
     else if (event.key === "i" && invert) { invert.click(); } else if (event.key === "m" && magnify) { magnify.click(); }
   });
-  const first = document.querySelector("[data-view-url].shown") || document.querySelector("[data-view-url]");
+  const first = document.querySelector("[data-view-url].target") || document.querySelector("[data-view-url]");
   if (first) { first.classList.add("shown"); show(first.dataset.viewUrl, first.dataset.viewLabel); }
 }
