@@ -39,6 +39,8 @@ def register(app: typer.Typer) -> None:
                  password_stdin: bool = typer.Option(False, "--password-stdin",
                                                      help="Read the password from the first line of stdin"),
                  replace: bool = typer.Option(False, help="Set a new password for an existing annotator"),
+                 role: str = typer.Option("annotator", help="annotator | adjudicator (settles double-read "
+                                                            "disagreements) | admin (also manages users in the app)"),
                  db: Optional[str] = typer.Option(None, help="SQLAlchemy URL")):
         """Create an annotator account (argon2-hashed password)."""
         from review_app.accounts import AccountError, create_user
@@ -52,14 +54,14 @@ def register(app: typer.Typer) -> None:
         engine = make_engine(settings.db_url)
         try:
             with init_db(engine)() as session:
-                create_user(session, name, password, replace=replace)
+                create_user(session, name, password, replace=replace, role=role)
                 session.commit()
         except AccountError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
         finally:
             engine.dispose()
-        typer.echo(f"annotator {name!r} {'updated' if replace else 'created'}")
+        typer.echo(f"{role} {name!r} {'updated' if replace else 'created'}")
 
     @review.command("sync-queue")
     def sync_queue_cmd(db: Optional[str] = typer.Option(None, help="SQLAlchemy URL"),
