@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -421,10 +422,15 @@ def _pixels(ds: Dataset) -> np.ndarray:
     tsyntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     if tsyntax == pydicom.uid.JPEGExtended12Bit and int_tag(ds, "BitsStored", 8) > 8 and gdcm_handles(tsyntax):
         return gdcm_decode(ds)
-    with _stderr_captured() as said:
+    with warnings.catch_warnings(record=True) as caught, _stderr_captured() as said:
+        warnings.simplefilter("always")
         arr = ds.pixel_array
-    if said and said[0].strip():  # OpenJPEG/libjpeg write their warnings to fd 2, not to Python
-        raise DecodeError("decoder_warning", f"decoder reported: {said[0].strip()[:300]}")
+    # OpenJPEG/libjpeg write their warnings to fd 2, pydicom's pixel code to Python warnings; header
+    # value warnings (valuerep) are not decoder warnings and are left to the header checks
+    said_py = [str(w.message) for w in caught if "pixels" in str(w.filename)]
+    text = "; ".join(([said[0].strip()] if said and said[0].strip() else []) + said_py)
+    if text:
+        raise DecodeError("decoder_warning", f"decoder reported: {text[:300]}")
     return arr
 
 

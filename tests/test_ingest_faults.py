@@ -236,3 +236,14 @@ def test_the_12_bit_jpeg_extended_test_file_decodes_through_the_gdcm_fallback():
     assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.51" and ds.BitsStored == 12
     img = read_dicom(path)
     assert img.stored.shape == (1024, 256) and img.stored.dtype == np.uint16 and 0 < img.stored.max() < 4096
+
+
+def test_a_stream_the_decoder_warns_about_is_quarantined_with_the_warning_not_cached(tmp_path):
+    path = make_mg(tmp_path / "rle.dcm", sop_uid="1.2.1", rows=64, cols=64)
+    ds = pydicom.dcmread(path)
+    ds.compress(RLELossless)
+    ds.Rows = 60  # the segments now decode to more bytes than the header expects
+    ds.save_as(path)
+    with pytest.raises(DecodeError) as err:
+        read_dicom(path)
+    assert err.value.reason_code == "decoder_warning" and "RLE" in err.value.message
