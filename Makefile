@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 PORT ?= 3000
 REVIEW_PORT ?= 8008
 
-.PHONY: install demo test test-fast ui review experiments bench clean
+.PHONY: install demo test test-fast ui review experiments bench scale-check clean
 
 install: $(VENV)/.installed
 
@@ -48,6 +48,10 @@ experiments: install
 
 bench: install
 	$(BIN)/python bench/run_all.py
+
+## throw-away PostgreSQL + 2-worker Dask LocalCluster: the per-batch job on them vs in-process; one JSON line
+scale-check: install
+	@$(BIN)/python -m pipelines.scale_check
 
 clean:
 	rm -rf $(MAMMO_HOME)

@@ -13,6 +13,7 @@ import pkgutil
 import dagster as dg
 
 import assets as _assets
+from pipelines.executors import mammo_executor
 from pipelines.partitions import batch_partitions
 from pipelines.resources import MammoHomeResource, default_resources
 
@@ -66,7 +67,8 @@ def build_definitions(root: str = "") -> dg.Definitions:
             description="Cross-batch work: manifests and checks, review queue, training, evaluation."))
     return dg.Definitions.merge(
         areas,
-        dg.Definitions(jobs=jobs, sensors=[new_batch_sensor], resources=default_resources(root)),
+        dg.Definitions(jobs=jobs, sensors=[new_batch_sensor], resources=default_resources(root),
+                       executor=mammo_executor),  # multiprocess by default; in_process, dask or k8s by run config
     )
 
 
