@@ -7,6 +7,7 @@ A label row becomes a queue item when at least one *reason* applies:
 ==========================  ====  ==============================================================
 reason                      tier  why it is worth a person's minute
 ==========================  ====  ==============================================================
+unattached_pathology        0     pathology of the patient could not be attached to an exam
 report_vs_pathology         0     gold standard (biopsy/surgery/follow-up) disagrees with the
                                   report: a missed cancer or an over-call; decides the malignancy
                                   label the network learns most from
@@ -16,6 +17,7 @@ dicom_tag_conflict          1     DICOM tags disagree among themselves (ViewPosi
 orientation_disagreement    1     preprocessing found the breast on the other side than the
                                   laterality tag says: the image may sit under the wrong breast
 label_conflict              1     the label miner flagged a conflict of another kind
+                                  (reason of each ``conflict_kind``: :data:`KIND_REASON`)
 model_disagreement          2     a trained model puts >= ``model_disagreement`` on another class
 high_uncertainty            3     u >= ``u_threshold`` (hedged wording, junior reader, …)
 ==========================  ====  ==============================================================
