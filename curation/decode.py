@@ -17,10 +17,7 @@ quarantine the file and carry on.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +27,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
-from curation.decode_gdcm import gdcm_decode, gdcm_handles
+from curation.decode_pixels import DecoderWarning, pixels
 from curation.dicom_read import (DEFAULT_MAX_PIXELS, HeaderValueError, check_pixel_budget, declared_pixels, int_tag,
                                  tail_bytes, truncation)
 
@@ -375,9 +372,9 @@ def read_dicom(path: str | os.PathLike | Path, max_pixels: int = DEFAULT_MAX_PIX
 def stored_from_dataset(ds: Dataset, max_pixels: int = DEFAULT_MAX_PIXELS) -> StoredImage:
     check_header(ds, max_pixels)
     try:
-        arr = _pixels(ds)
-    except DecodeError:
-        raise
+        arr = pixels(ds)
+    except DecoderWarning as exc:
+        raise DecodeError("decoder_warning", str(exc)) from None
     except HeaderValueError as exc:
         raise DecodeError(exc.code, exc.detail) from None
     except NotImplementedError as exc:
@@ -394,59 +391,6 @@ def stored_from_dataset(ds: Dataset, max_pixels: int = DEFAULT_MAX_PIXELS) -> St
     tsyntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     return StoredImage(stored=arr, ds=ds, laterality=_laterality(ds), photometric=photometric,
                        transfer_syntax=tsyntax, presentation_intent=str(ds.get("PresentationIntentType", "")))
-
-
-@contextlib.contextmanager
-def _stderr_captured():
-    """What native decoders print on file descriptor 2 while the block runs (list with one string)."""
-    said: list[str] = []
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield said
-        return
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield said
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            said.append(tmp.read(4096).decode("utf-8", "replace"))
-
-
-def _pixels(ds: Dataset) -> np.ndarray:
-    """pydicom's decoders (pylibjpeg, pillow); GDCM only for 12-bit JPEG Extended
-    (1.2.840.10008.1.2.4.51), which nothing else decodes (pydicom's own GDCM plugin refuses it)."""
-    tsyntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
-    if tsyntax == pydicom.uid.JPEGExtended12Bit and int_tag(ds, "BitsStored", 8) > 8 and gdcm_handles(tsyntax):
-        return gdcm_decode(ds)
-    with warnings.catch_warnings(record=True) as caught, _stderr_captured() as said:
-        warnings.simplefilter("always")
-        arr = ds.pixel_array
-    # OpenJPEG/libjpeg write their warnings to fd 2, pydicom's pixel code to Python warnings; header
-    # value warnings (valuerep) are not decoder warnings and are left to the header checks
-    said_py = [str(w.message) for w in caught if "pixels" in str(w.filename)]
-    text = "; ".join(([said[0].strip()] if said and said[0].strip() else []) + said_py)
-    if text:
-        raise DecodeError("decoder_warning", f"decoder reported: {text[:300]}")
-    return arr
-
-
-def _without_gdcm_plugin() -> None:
-    """GDCM aborts the whole process (an uncaught C++ exception) on some corrupt JPEG 2000 / RLE
-    streams (found by the fuzz run), so pydicom must never pick it: it is removed from pydicom's
-    plugin lists and called directly only in the one case above."""
-    from pydicom.pixels import decoders
-
-    for name in dir(decoders):
-        dec = getattr(decoders, name)
-        if hasattr(dec, "remove_plugin") and "gdcm" in getattr(dec, "available_plugins", ()):
-            dec.remove_plugin("gdcm")
-
-
-_without_gdcm_plugin()
 
 
 def decode(path: str | os.PathLike | Path) -> np.ndarray:
