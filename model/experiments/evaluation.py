@@ -39,6 +39,13 @@ def degenerate_warnings(role: str, dataset: str, preds: pd.DataFrame) -> list[st
     return [f"{role}/{dataset}: {task} — {why}" for task, why in M.degenerate_tasks(preds).items()]
 
 
+def _plain(v):
+    """A runs-table cell as JSON: NaN/NA -> None, numpy scalars -> Python."""
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return None
+    return v.item() if hasattr(v, "item") else v
+
+
 def _write_json(path: Path, doc: Mapping) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
@@ -54,6 +61,7 @@ def evaluate_every_run(models_root: Path, reports_root: Path, reference: Mapping
     evaluated keeps its file unless its id is in ``refresh`` (the latest runs are re-evaluated)."""
     rows = []
     for rec in all_runs(models_root).to_dict("records"):
+        rec = {k: _plain(v) for k, v in rec.items()}
         run_id, role = rec["run_id"], rec["role"]
         out = Path(reports_root) / RUNS_REPORT_DIR / run_id / "evaluation.json"
         if out.is_file() and run_id not in refresh:
@@ -110,8 +118,8 @@ def evaluate_runs(models_root: Path, reports_root: Path, *, n_bootstrap: int = M
                 warnings.append(w)
             ref = preds.get("mtl", {}).get(ds) if role != "mtl" else None
             m = M.evaluate_predictions(frame, n_bootstrap=n_bootstrap, seed=seed, reference=ref)
-            m.update(run_id=runs[role]["run_id"], config_hash=runs[role]["config_hash"],
-                     manifest_hash=runs[role]["manifest_hash"])
+            m.update(run_id=runs[role]["run_id"], config_hash=_plain(runs[role].get("config_hash")),
+                     manifest_hash=_plain(runs[role].get("manifest_hash")))
             models.setdefault(role, {})[ds] = m
     plots: dict[str, Path] = {}
     plot_dir = Path(reports_root) / "plots"
