@@ -9,6 +9,7 @@ from curation.catalog import (CATALOG_SCHEMA, QUARANTINE_SCHEMA, REASONS, build_
 from curation.dicom_read import DEFAULT_MAX_PIXELS
 from curation.file_keys import lookup_path, write_lookup
 from pipelines.partitions import batch_partitions
+from pipelines.dask_resource import DaskResource
 from pipelines.resources import MammoHomeResource, PseudonymKeyResource
 
 
@@ -40,14 +41,16 @@ def _markdown_counts(title: str, counts: dict[str, int]) -> str:
     partitions_def=batch_partitions,
 )
 def ingest_batch(context: dg.AssetExecutionContext, config: IngestConfig,
-                 mammo: MammoHomeResource, pseudonym: PseudonymKeyResource):
+                 mammo: MammoHomeResource, pseudonym: PseudonymKeyResource, dask: DaskResource):
     batch = context.partition_key
     home = mammo.home()
     batch_root = home.batch_root(batch)
     key, is_demo = pseudonym.key_bytes()
     if is_demo:
         context.log.warning("Pseudonymising with the DEMO key: set MAMMO_PSEUDONYM_KEY for real data.")
-    result = build_catalog(batch_root, batch, key, workers=config.workers, max_pixels=config.max_pixels)
+    with dask.executor() as executor:   # per-file fan-out: a Dask cluster when configured, else the local pool
+        result = build_catalog(batch_root, batch, key, workers=config.workers, max_pixels=config.max_pixels,
+                               executor=executor)
     # raw paths (PHI: folder names) only in the private lookup, never in a table or in metadata
     write_lookup(result.files, lookup_path(home.root, batch))
     write_table(result.catalog, CATALOG_SCHEMA, home.catalog_path(batch))

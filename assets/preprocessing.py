@@ -13,6 +13,7 @@ from pydantic import Field
 from curation.preprocess.batch import preprocess_batch
 from curation.preprocess.config import PreprocessConfig
 from pipelines.partitions import batch_partitions
+from pipelines.dask_resource import DaskResource
 from pipelines.resources import MammoHomeResource
 
 
@@ -46,12 +47,13 @@ def _md_counts(title: str, counts: dict[str, int]) -> str:
                                    description="catalogued images = indexed + quarantined")],
 )
 def preprocessed_images(context: dg.AssetExecutionContext, config: PreprocessRunConfig,
-                        mammo: MammoHomeResource) -> dg.MaterializeResult:
+                        mammo: MammoHomeResource, dask: DaskResource) -> dg.MaterializeResult:
     batch = context.partition_key
     home = mammo.home()
     pconfig = config.preprocess_config()
-    s = preprocess_batch(home, batch, pconfig, workers=config.workers,
-                         sheet_examples=config.contact_sheet_examples)
+    with dask.executor() as executor:   # per-image fan-out: a Dask cluster when configured, else the local pool
+        s = preprocess_batch(home, batch, pconfig, workers=config.workers,
+                             sheet_examples=config.contact_sheet_examples, executor=executor)
     if s.quarantined:
         context.log.warning(f"{s.quarantined} image(s) of batch {batch} quarantined: {s.reasons}")
 

@@ -15,6 +15,7 @@ import dagster as dg
 from pydantic import Field
 
 from curation.home import MammoHome
+from pipelines.dask_resource import DaskResource
 from curation.pseudonym import DEMO_KEY, KEY_ENV_VAR, key_from_env
 
 
@@ -54,7 +55,7 @@ def _pseudonym_by_environment() -> dict[str, PseudonymKeyResource]:
 
 
 def default_resources(root: str = "", environment: str | None = None) -> dict:
-    """Resource keys every asset module may require: ``mammo``, ``pseudonym``, ``pipes``, for the
+    """Resource keys every asset module may require: ``mammo``, ``pseudonym``, ``pipes``, ``dask``, for the
     environment ``environment`` (default ``$MAMMO_ENV`` or ``local``)."""
     environment = environment or os.environ.get(ENVIRONMENT_VAR) or "local"
     pseudonym = _pseudonym_by_environment()
@@ -65,4 +66,6 @@ def default_resources(root: str = "", environment: str | None = None) -> dict:
         "pseudonym": pseudonym[environment],
         # heavy work (TensorFlow training) runs in its own process so it cannot take the code server down
         "pipes": dg.PipesSubprocessClient(),
+        # per-image fan-out of cataloguing/preprocessing: the local pool unless a Dask address is configured
+        "dask": DaskResource(),
     }

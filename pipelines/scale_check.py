@@ -105,11 +105,12 @@ def scale_check(workers: int = 2, patients: int = 4, height: int = 256, batch: s
         make_demo_batch(reference, batch, patients=patients, height=height)
         copy_inputs(reference, scaled)
         local = run_in_process(reference, batch)
-        with throwaway_postgres() as pg_url, local_dask_cluster(workers) as address:
+        with throwaway_postgres() as pg_url:
+            # before the cluster starts: workers read the instance's storage URL from this variable
             os.environ["DAGSTER_HOME"] = str(scaled.dagster)
             os.environ[PG_URL_ENV] = pg_url
             dagster_home = ensure_instance(scaled)
-            with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+            with local_dask_cluster(workers) as address, dg.DagsterInstance.from_config(str(dagster_home)) as instance:
                 storage = type(instance.run_storage).__name__
                 result = run_on_dask(scaled, batch, instance, address)
                 ok = result.success
