@@ -259,7 +259,7 @@ def _model_opinion(pred_by_image: dict[str, pd.DataFrame], task: str, image_keys
 
 
 def _span(mentions: pd.DataFrame | None, accession_key, task: str, laterality: str | None,
-          evidence, label: str | None) -> tuple[int | None, int | None, int | None, str]:
+          evidence, label: str | None, source: str | None = None) -> tuple[int | None, int | None, int | None, str]:
     """(span_start, span_end, report_row, related_spans) of the mention behind a label, from
     report_mentions; ``related_spans`` is JSON ``[[report_row, start, end], …]`` of the other
     candidate mentions (a second reader's category, a range elsewhere in the report).
@@ -274,7 +274,10 @@ def _span(mentions: pd.DataFrame | None, accession_key, task: str, laterality: s
     if "type" in rows.columns:
         rows = rows[rows["type"].isin(MENTION_TYPES[task])]
     if laterality in ("L", "R") and "laterality" in rows.columns:
-        rows = rows[rows["laterality"].isin([laterality, "B"]) | rows["laterality"].isna()]
+        # this breast's statements, or ones about both breasts — never the other breast's sentence; a
+        # side-less statement counts only for density (a property of both breasts)
+        same_side = rows["laterality"].isin([laterality, "B"])
+        rows = rows[same_side | rows["laterality"].isna()] if task == "density" else rows[same_side]
     rows = rows.dropna(subset=["span_start", "span_end"])
     if not len(rows):
         return None, None, None, "[]"
@@ -290,6 +293,11 @@ def _span(mentions: pd.DataFrame | None, accession_key, task: str, laterality: s
     row = None if "report_row" not in rows.columns or _is_missing(best["report_row"]) else int(best["report_row"])
     others = sorted({(int(r), int(a), int(b)) for r, a, b in
                      zip(ranked["_r"].iloc[1:], ranked["span_start"].iloc[1:], ranked["span_end"].iloc[1:])})
+    if task == "breastbin" and source in PATHOLOGY_SOURCES:
+        # a biopsy/surgery/follow-up label's evidence is the pathology row (shown beside the report),
+        # never a report sentence: the report's statements on this breast are what it contradicts
+        with_best = sorted(set(others) | {(-1 if row is None else row, int(best["span_start"]), int(best["span_end"]))})
+        return None, None, None, json.dumps([list(o) for o in with_best])
     return int(best["span_start"]), int(best["span_end"]), row, json.dumps([list(o) for o in others])
 
 
@@ -371,8 +379,9 @@ def build_queue(breast_labels: pd.DataFrame, image_labels: pd.DataFrame, *,
         if not reasons:
             continue
         laterality = row.breast_key[-1] if isinstance(row.breast_key, str) and ":" in row.breast_key else None
-        span_start, span_end, report_row, related_spans = _span(mentions_by_acc, acc, row.task, laterality,
-                                                                row.evidence, label)
+        span_start, span_end, report_row, related_spans = _span(
+            mentions_by_acc, acc, row.task, laterality, row.evidence, label,
+            None if _is_missing(row.source) else str(row.source))
         targets = set(imgs["image_key"])
         if level == "breast" and not _is_missing(acc) and acc in exams:
             # hanging protocol: the exam's four views (this breast's marked), then the prior exam

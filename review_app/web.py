@@ -31,7 +31,7 @@ from review_app.consensus import DISPUTED, agreement, can_adjudicate, needs_doub
 from review_app.decisions import (ConflictError, DecisionError, DecisionRequest, ItemNotFound, QueueFilter, history,
                                   next_item_id, open_items, progress, record_decision)
 from review_app.images import ImageUnavailable, preview_png, resolve_cache_path
-from review_app.queue import REASON_TIER
+from review_app.queue import PATHOLOGY_SOURCES, REASON_TIER
 from review_app.reports import ReportIndex, highlight
 from review_app.settings import ReviewSettings
 from review_app.storage import ROLES, QueueItem, User, init_db, make_engine
@@ -205,14 +205,19 @@ def create_app(settings: ReviewSettings, *, pseudonym_key: bytes | None = None) 
             own = item.report_row is None or item.report_row == report.row
             start, end = (item.span_start, item.span_end) if own else (None, None)
             others = tuple((s, e) for row, s, e in related if row == report.row)
+            # without a mined span, search only a whole evidence sentence: a bare word ("benign") can
+            # sit in the other breast's sentence, and a pathology label's evidence is not in the report
+            search = item.evidence if (own and item.source not in PATHOLOGY_SOURCES and item.evidence
+                                       and len(item.evidence.split()) >= 4) else None
             texts.append({"reader_level": report.reader_level, "study_date": report.study_date,
-                          "segments": highlight(report.text, item.evidence, start, end, others)})
+                          "segments": highlight(report.text, search, start, end, others)})
         context = {
             "user": user, "item": item, "images": images, "reports": texts,
             "report_problem": reports.problem(item.batch), "history": past, "message": message,
             "reasons": [r for r in item.reasons.split(";") if r], "csrf": csrf_token(request),
             "decision_id": secrets.token_hex(16), "classes": class_keys(item.task),
-            "class_names": CLASS_NAMES.get(item.task, {}), "saved": saved, "blinded": blinded,
+            "class_names": CLASS_NAMES.get(item.task, {}), "saved": saved,
+            "pathology": item.evidence if item.source in PATHOLOGY_SOURCES else None, "blinded": blinded,
             "double": double, "reads": [] if blinded else reads, "n_reads": len(reads),
             "my_read": next((r for r in reads if r.user_id == user.id), None),
             "can_decide": item.status != DISPUTED or can_adjudicate(user), "siblings": siblings,

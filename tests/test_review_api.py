@@ -86,9 +86,11 @@ def test_next_hands_out_the_highest_priority_item(sample, alice):
 def test_item_page_shows_report_with_evidence_highlighted_and_no_raw_identifiers(sample, alice):
     page = alice.get(f"/items/{item_id(sample[1], 'breastbin')}")
     assert page.status_code == 200
-    assert "<mark>BI-RADS 5</mark>" in page.text             # the mined span of the report's assessment
+    # a biopsy label: its evidence is the pathology row, the report's assessment is what contradicts it
+    assert re.search(r'<dd id="pathology"><strong>biopsy</strong>: biopsy 2020-01-20: benign</dd>', page.text)
+    assert re.search(r'<mark class="related"[^>]*>BI-RADS 5</mark>', page.text)
+    assert "<mark>" not in page.text.split('class="report-text"', 1)[1]   # no report sentence claims to be it
     assert "spiculated mass upper outer quadrant" in page.text  # the report text itself
-    assert "biopsy 2020-01-20: benign" in page.text          # the label's own evidence
     for accession, patient, *_ in REPORTS:                     # raw identifiers never appear
         assert accession not in page.text and patient not in page.text
     assert "R1" not in re.sub(r"<[^>]+>", " ", page.text).split()  # nor the reader id
@@ -236,9 +238,9 @@ def test_a_span_is_highlighted_only_in_the_report_it_was_mined_from(sample, alic
     frame = pd.read_csv(reports_csv, dtype=str)
     second = frame.iloc[[0]].assign(report_text="Second reader: left mass, BI-RADS 4.", reader_level="junior")
     pd.concat([frame, second]).to_csv(reports_csv, index=False)   # row 2: same study, another reader
-    page = alice.get(f"/items/{item_id(app, 'breastbin')}").text
+    page = alice.get(f"/items/{item_id(app, 'density')}").text
     first, second = re.findall(r'<div class="report-text">(.*?)</div>', page, flags=re.S)
-    assert "<mark>BI-RADS 5</mark>" in first
+    assert "<mark>B-C</mark>" in first
     assert second == "Second reader: left mass, BI-RADS 4."
 
 

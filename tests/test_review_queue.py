@@ -230,3 +230,25 @@ def test_the_queue_reads_the_latest_run_predictions_and_says_so_when_there_are_n
     flagged = queue[queue["reasons"].str.contains("model_disagreement")]
     assert len(flagged) == len(cc) and set(flagged["model_label"]) == {"MLO"}
     assert any("latest run run-a" in n for n in inputs.notes)
+
+
+def _mention(side, start, end, kind="assessment", value="2"):
+    return {"accession_key": "A-1", "report_row": 0, "span_start": start, "span_end": end, "text": "x",
+            "type": kind, "value": value, "laterality": side}
+
+
+def test_a_right_breast_item_never_highlights_a_left_breast_statement():
+    b, i = frames([breast("A-1:R", "acr", "2", 0.9)])
+    mentions = pd.DataFrame([_mention("L", 0, 6), _mention(None, 10, 16)])
+    queue = build_queue(b, i, mentions=mentions)
+    assert queue["span_start"].isna().all() and json.loads(queue["related_spans"].iloc[0]) == []
+    queue = build_queue(b, i, mentions=pd.DataFrame([_mention("L", 0, 6), _mention("R", 20, 26)]))
+    assert (queue["span_start"].iloc[0], queue["span_end"].iloc[0]) == (20, 26)
+
+
+def test_a_biopsy_label_highlights_no_report_sentence_as_its_evidence():
+    b, i = frames([breast("A-1:L", "breastbin", "0", 0.3, source="biopsy", conflict=True,
+                          evidence="biopsy 2020-01-20: benign")])
+    queue = build_queue(b, i, mentions=pd.DataFrame([_mention("L", 30, 57, value="5")]))
+    assert queue["span_start"].isna().all()
+    assert json.loads(queue["related_spans"].iloc[0]) == [[0, 30, 57]]   # the contradicting assessment
