@@ -178,6 +178,71 @@ def child_throughput(h: int, batch: int, steps: int) -> dict:
             "inference_images_per_s": infer_ips}
 
 
+def _legacy_network():
+    """The network as it was before the speed work (reproduced here for the before/after
+    ratio): two-step instance norm and UpSampling2D followed by a full-resolution Conv2D."""
+    import keras
+    from keras import layers, ops
+
+    import model.network as N
+
+    class TwoStepInstanceNorm(keras.layers.Layer):
+        def build(self, shape):
+            self.gamma = self.add_weight(shape=(shape[-1],), initializer="ones")
+            self.beta = self.add_weight(shape=(shape[-1],), initializer="zeros")
+
+        def call(self, x):
+            mean = ops.mean(x, axis=(1, 2), keepdims=True)
+            var = ops.var(x, axis=(1, 2), keepdims=True)
+            return (x - mean) * ops.rsqrt(var + 1e-5) * self.gamma + self.beta
+
+    def upsample_conv(filters, activation=None, kernel_initializer=None, dtype=None, name=None):
+        conv = layers.Conv2D(filters, 3, padding="same", activation=activation, dtype=dtype, name=name)
+        return lambda x: conv(layers.UpSampling2D(2, name="dec_stem_up")(x))
+
+    saved = N.InstanceNormalization, N.UpsampleConv2D
+    N.InstanceNormalization = lambda name=None: TwoStepInstanceNorm(name=name)
+    N.UpsampleConv2D = upsample_conv
+    return saved
+
+
+def child_speed(h: int, w: int, batch: int, rounds: int, steps: int) -> dict:
+    """Training images per CPU-second of the network before and after the speed work, both
+    built and timed in this one process, in alternating rounds (the machine is shared)."""
+    import keras
+    import numpy as np
+
+    import model.network as N
+    from model.config import ModelConfig
+    from model.data import encode_targets
+    from model.losses import task_losses
+    tasks = ("breastbin", "acr", "density", "view", "rec")
+    with tempfile.TemporaryDirectory() as d:
+        tg = encode_targets(_setup(Path(d), batch, 128), tasks)
+    x = np.random.default_rng(0).random((batch, h, w, 1), dtype=np.float32)
+    y = {**tg, "rec": x}
+    models = {}
+    for name in ("before", "after"):
+        saved = _legacy_network() if name == "before" else None
+        keras.utils.set_random_seed(0)
+        m = N.build_mtl_model(ModelConfig(tasks=tasks, height=h, width=w))
+        if saved:
+            N.InstanceNormalization, N.UpsampleConv2D = saved
+        m.compile(optimizer=keras.optimizers.Adam(1e-3), loss=task_losses(tasks), jit_compile=False)
+        m.train_on_batch(x, y)  # trace
+        models[name] = m
+    cpu = {k: [] for k in models}
+    for _ in range(rounds):
+        for name, m in models.items():
+            c0 = time.process_time()
+            for _ in range(steps):
+                m.train_on_batch(x, y)
+            cpu[name].append(steps * batch / (time.process_time() - c0))
+    med = {k: statistics.median(v) for k, v in cpu.items()}
+    return {"height": h, "width": w, "batch": batch, "images_per_cpu_s": med, "rounds": cpu,
+            "ratio": med["after"] / med["before"]}
+
+
 def _run_child(kind: str, **kw) -> dict:
     cmd = [sys.executable, __file__, "--child", kind, "--kw", json.dumps(kw)]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -190,20 +255,24 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results_model.json"))
-    ap.add_argument("--only", choices=["pipeline", "rss", "throughput"], action="append")
+    ap.add_argument("--only", choices=["pipeline", "rss", "throughput", "speed"], action="append")
     ap.add_argument("--merge", action="store_true", help="update --out instead of replacing it")
     ap.add_argument("--child")
     ap.add_argument("--kw")
     a = ap.parse_args()
     if a.child:
         fn = {"pipeline": child_pipeline, "rss": child_rss, "rss_pipeline": child_rss_pipeline,
-              "throughput": child_throughput}[a.child]
+              "throughput": child_throughput, "speed": child_speed}[a.child]
         print(json.dumps(fn(**json.loads(a.kw))))
         return
-    only = set(a.only or ["pipeline", "rss", "throughput"])
+    only = set(a.only or ["speed", "pipeline", "rss", "throughput"])
     q = a.quick
     res: dict = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                              "python": platform.python_version()}}
+    if "speed" in only:
+        res["speed"] = [_run_child("speed", h=256, w=128, batch=b, rounds=3 if q else 5, steps=4 if q else 8)
+                        for b in ((8,) if q else (8, 16))]
+        print("speed", json.dumps(res["speed"]), flush=True)
     if "pipeline" in only:
         res["pipeline"] = _run_child("pipeline", n=32 if q else 128, h=256, batch=8, epochs=3 if q else 9)
         print("pipeline", json.dumps(res["pipeline"]), flush=True)
