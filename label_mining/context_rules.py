@@ -18,9 +18,9 @@ entities in ``doc.ents``; ``Span._.modifiers`` reads it.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -28,6 +28,7 @@ from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span
 
+_START_END = itemgetter(1, 2)    # of a matcher's (key, start, end)
 DEFAULT_RULES_PATH = Path(__file__).with_name("rules") / "context_rules.yaml"
 
 # the names written to report_mentions.modifiers
@@ -80,8 +81,7 @@ def load_context_rules(path: str | Path | None = None) -> ContextRuleSet:
         raise ValueError(f"invalid context rules in {path}: {exc}") from exc
 
 
-@dataclass(frozen=True)
-class _Trigger:
+class _Trigger(NamedTuple):
     start: int
     end: int
     rule: ContextRule
@@ -150,7 +150,9 @@ class ContextComponent:
         found = self.phrases(doc)
         if len(self.patterns):
             found += self.patterns(doc)
-        return sorted((_Trigger(s, e, self._key_to_rule[k]) for k, s, e in found), key=lambda t: (t.start, t.end))
+        found.sort(key=_START_END)        # stable: same order as sorting the triggers by (start, end)
+        rule_of = self._key_to_rule
+        return [_Trigger(s, e, rule_of[k]) for k, s, e in found]
 
     def __call__(self, doc: Doc) -> Doc:
         context: dict = {}

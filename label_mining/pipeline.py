@@ -1,11 +1,12 @@
 """End to end: ``reports.csv`` (+ pathology, structured labels, policy) -> Parquet label tables.
 
-Streaming: the CSV is read by Arrow in blocks, cut into chunks of ``chunk_rows`` reports, each
-chunk parsed (batched spaCy over the label-bearing sentences of all its reports) and written as
-one Parquet row group before the next is read — memory does not grow with the corpus, except for
-the accession numbers that occur more than once (double reading), whose reports are held until
-the end and merged (:func:`aggregate.merge_readers`). ``n_process > 1`` parses chunks in worker
-processes; results are written in input order, so the files do not depend on ``n_process``.
+Streaming: the CSV is read record by record (:mod:`label_mining.inputs`), cut into chunks of
+``chunk_rows`` reports, each chunk parsed (batched spaCy over the label-bearing sentences of all its
+reports) and written as one Parquet row group before the next is read — memory does not grow with
+the corpus, except for the accession numbers that occur more than once (double reading), whose
+reports are held until the end and merged (:func:`aggregate.merge_readers`). ``n_process > 1``
+parses chunks in worker processes (:mod:`label_mining.chunks` is what one chunk goes through);
+results are written in input order, so the files do not depend on ``n_process``.
 
 Identity: with ``key`` the output is pseudonymised (``accession_key``, ``patient_pid``, identifiers
 masked in evidence text) — what the Dagster assets use; without it the caller's
@@ -24,193 +25,21 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.pseudonym import pseudonymise
-from curation.tasks import BREAST_TASKS, ConflictKind
-from label_mining.aggregate import SIDES, merge_readers, report_labels
 from curation.parquet_io import atomic_path
+from label_mining.chunks import (ChunkResult, count_labels, current_context, emit_labels, final_records,
+                                 init_worker, labels_table, process_chunk)
 from label_mining.csv_io import BadRows
-from label_mining.dates import read_date
 from label_mining.inputs import (LINE, OPTIONAL_REPORT_COLUMNS, REQUIRED_REPORT_COLUMNS, duplicated_accessions,
                                  load_pathology, report_chunks, report_columns)
-from label_mining.handling import apply_handling
-from label_mining.label_record import LabelRecord
-from label_mining.malignancy import (PathologyRecord, attaches, breastbin_label, unattached_pathology,
-                                    withhold_if_contradicted)
-from label_mining.report_parser import ParsedReport, ReportParser
+from label_mining.malignancy import unattached_pathology
 from label_mining.schemas import (CLI_KEY, PSEUDONYMISED_KEY, REPORT_PROBLEMS_SCHEMA, breast_labels_schema,
                                   report_mentions_schema)
-from label_mining.scrub import scrub
-from label_mining.structured_labels import StructuredLabels, load_structured_labels, merge_structured
-from label_mining.uncertainty_policy import UncertaintyPolicy, load_policy
+from label_mining.structured_labels import StructuredLabels, load_structured_labels
+from label_mining.uncertainty_policy import load_policy
 
 BREAST_LABELS_FILE = "breast_labels.parquet"
 REPORT_MENTIONS_FILE = "report_mentions.parquet"
 PROBLEMS_FILE = "label_problems.parquet"
-
-
-# ---------------------------------------------------------------------------------------------
-# per-process state (built once per worker)
-@dataclass
-class _Context:
-    policy: UncertaintyPolicy
-    parser: ReportParser
-    pathology: dict[str, list[PathologyRecord]]
-    structured: StructuredLabels
-    duplicated: frozenset[str]
-    key: bytes | None
-
-
-_CTX: _Context | None = None
-
-
-def _init_worker(policy_path, context_rules_path, pathology, structured, duplicated, key):
-    global _CTX
-    policy = load_policy(policy_path)
-    _CTX = _Context(policy, ReportParser(policy.parser, context_rules_path), pathology, structured,
-                    frozenset(duplicated), key)
-
-
-@dataclass
-class ChunkResult:
-    """What a worker sends back: Arrow tables (cheap to pickle, written as they are) and counts."""
-    mentions: pa.Table | None
-    labels: pa.Table | None
-    held: list[tuple[str, str, object, dict]]  # duplicated accessions: (accession, patient, date, report labels)
-    problems: list[tuple[int, str]]           # (line of reports.csv, reason)
-    attached: set[int] = field(default_factory=set)          # pathology.csv lines some examination used
-    patients_seen: set[str] = field(default_factory=set)     # patients with pathology who have a report
-    patients_dated: set[str] = field(default_factory=set)    # ... and one with a readable study date
-    reasons: Counter = field(default_factory=Counter)
-    n_reports: int = 0
-    class_counts: Counter = field(default_factory=Counter)   # (task, label or "missing") -> n
-    u_positive: Counter = field(default_factory=Counter)     # task -> present labels with u > 0
-
-
-def _key_columns(accession: str, patient: str, ctx: _Context) -> tuple[str, str | None]:
-    if ctx.key is None:
-        return accession, None
-    return pseudonymise(accession, "accession", ctx.key), pseudonymise(patient, "patient", ctx.key)
-
-
-def final_records(accession: str, patient: str, day, per_report: list[dict], ctx: _Context,
-                  attached: set[int] | None = None) -> dict[tuple[str, str], LabelRecord]:
-    """Merge readers, structured labels, pathology and the policy's handling for one examination
-    (``day``: its study date, None when empty or unreadable). The pathology.csv lines this
-    examination can use are added to ``attached``."""
-    policy = ctx.policy
-    merged = merge_readers(per_report, policy)
-    out = {}
-    for side in SIDES:
-        acr = merge_structured(merged[(side, "acr")], ctx.structured.breast.get((accession, side, "acr")), policy)
-        density = merge_structured(merged[(side, "density")],
-                                   ctx.structured.breast.get((accession, side, "density")), policy)
-        pathology = [p for p in ctx.pathology.get(patient, ()) if p.laterality == side]
-        breastbin = breastbin_label(acr, pathology, day, policy)
-        if pathology:
-            if day is None:
-                breastbin = withhold_if_contradicted(breastbin, pathology, policy)
-            elif attached is not None:
-                attached.update(p.row for p in pathology if attaches(p, day, policy))
-        table_bb = ctx.structured.breast.get((accession, side, "breastbin"))
-        if table_bb is not None:
-            if breastbin.source in ("biopsy", "surgery", "follow_up"):
-                if breastbin.label != table_bb.label:   # tissue outranks a table; the disagreement is shown
-                    breastbin = breastbin.with_(conflict=True, conflict_kind=ConflictKind.TABLE_VS_PATHOLOGY,
-                                                rule_id=breastbin.rule_id + "+table_disagrees")
-            else:
-                breastbin = merge_structured(breastbin, table_bb, policy)
-        for task, rec in (("breastbin", breastbin), ("acr", acr), ("density", density)):
-            out[(side, task)] = apply_handling(rec, policy)
-    return out
-
-
-def _emit_labels(rows: list[tuple], accession: str, patient: str, records, ctx: _Context) -> None:
-    """Append one tuple per (side, task) in ``_LABEL_COLS`` order (columns are built by one zip)."""
-    key, pid = _key_columns(accession, patient, ctx)
-    version = ctx.policy.policy_version
-    scrubbing = ctx.key is not None
-    for side in SIDES:
-        breast_key = f"{key}:{side}"
-        for task in BREAST_TASKS:
-            rec = records[(side, task)]
-            rows.append((key, pid, breast_key, side, task, rec.label, rec.u, rec.weight, rec.source, rec.rule_id,
-                         scrub(rec.evidence) if scrubbing else rec.evidence, rec.conflict, version, rec.detail,
-                         rec.missing_reason, rec.conflict_kind))
-
-
-def _columns(rows: list[tuple], names: tuple[str, ...]) -> dict[str, list]:
-    if not rows:
-        return {c: [] for c in names}
-    return {c: list(v) for c, v in zip(names, zip(*rows))}
-
-
-_LABEL_COLS = ("key", "patient_pid", "breast_key", "laterality", "task", "label", "u", "weight", "source",
-               "rule_id", "evidence", "conflict", "policy_version", "label_detail", "missing_reason",
-               "conflict_kind")
-_MENTION_COLS = ("key", "report_row", "section", "span_start", "span_end", "text", "type", "value", "laterality",
-                 "laterality_source", "modifiers", "rule_id")
-
-
-def _process_chunk(args) -> ChunkResult:
-    row0, columns = args
-    ctx = _CTX
-    n = len(columns["report_text"])
-    parsed: list[ParsedReport] = ctx.parser.parse_many(columns["report_text"])
-    mention_rows: list[tuple] = []
-    label_rows: list[tuple] = []
-    result = ChunkResult(None, None, [], [], n_reports=n)
-    for i in range(n):
-        accession = (columns["accession_number"][i] or "").strip()
-        patient = (columns["patient_id"][i] or "").strip()
-        line = columns[LINE][i]
-        report = parsed[i]
-        if not accession:
-            result.problems.append((line, "missing_accession_number"))
-            continue
-        day, date_why = read_date(columns["study_date"][i], ctx.policy.dates.order)
-        has_pathology = patient in ctx.pathology
-        if date_why == "unreadable":
-            result.problems.append((line, f"unreadable_study_date: read with dates.order={ctx.policy.dates.order}"
-                                          + ("; the patient's pathology is not attached to this exam"
-                                             if has_pathology else "")))
-        elif date_why == "empty" and has_pathology:
-            result.problems.append((line, "missing_study_date: the patient's pathology is not attached to this exam"))
-        if has_pathology:
-            result.patients_seen.add(patient)
-            if day is not None:
-                result.patients_dated.add(patient)
-        result.reasons[report.reason or "labelled"] += 1
-        for note in report.notes:
-            result.reasons[f"note:{note}"] += 1
-        if report.mentions:
-            key, _ = _key_columns(accession, patient, ctx)
-            scrubbing = ctx.key is not None
-            for m in report.mentions:
-                mention_rows.append((key, row0 + i, m.section, m.start, m.end, scrub(m.text) if scrubbing else m.text,
-                                     m.type, ("-" if m.is_range else ",").join(m.values), m.laterality,
-                                     m.laterality_source, sorted(m.modifiers), m.rule_id))
-        per_report = report_labels(report, ctx.policy, columns["reader_level"][i])
-        if accession in ctx.duplicated:
-            result.held.append((accession, patient, day, per_report))
-            continue
-        _emit_labels(label_rows, accession, patient,
-                     final_records(accession, patient, day, [per_report], ctx, result.attached), ctx)
-    key_column = PSEUDONYMISED_KEY if ctx.key is not None else CLI_KEY
-    result.labels = _label_table(_columns(label_rows, _LABEL_COLS), key_column)
-    mcols = _columns(mention_rows, _MENTION_COLS)
-    mcols[key_column] = mcols.pop("key")
-    result.mentions = pa.Table.from_pydict(mcols, schema=report_mentions_schema(key_column))
-    _count_labels(label_rows, result.class_counts, result.u_positive)
-    return result
-
-
-def _count_labels(rows: list[tuple], class_counts: Counter, u_positive: Counter) -> None:
-    task_i, label_i, u_i = _LABEL_COLS.index("task"), _LABEL_COLS.index("label"), _LABEL_COLS.index("u")
-    for row in rows:
-        label = row[label_i]
-        class_counts[(row[task_i], label if label is not None else "missing")] += 1
-        if label is not None and row[u_i] > 0:
-            u_positive[row[task_i]] += 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,18 +135,18 @@ def mine_labels(reports_csv: str | Path | None, out_dir: str | Path, *, patholog
             chunk_counts.update(result.class_counts)
             u_positive.update(result.u_positive)
 
-        _init_worker(*init_args)
+        init_worker(*init_args)
         if n_process == 1:
             for chunk in chunks:
-                write(_process_chunk(chunk))
+                write(process_chunk(chunk))
         else:
             if "fork" in mp.get_all_start_methods():
                 # forked workers inherit the parser built above (spaCy pipeline, matchers, policy)
                 pool = mp.get_context("fork").Pool(n_process)
             else:
-                pool = mp.get_context("spawn").Pool(n_process, initializer=_init_worker, initargs=init_args)
+                pool = mp.get_context("spawn").Pool(n_process, initializer=init_worker, initargs=init_args)
             with pool:
-                for result in pool.imap(_process_chunk, chunks, chunksize=1):
+                for result in pool.imap(process_chunk, chunks, chunksize=1):
                     write(result)
         if held:
             # double-read examinations: all their reports are in; merge per accession, in first-seen order
@@ -325,13 +154,14 @@ def mine_labels(reports_csv: str | Path | None, out_dir: str | Path, *, patholog
             for accession, patient, day, per_report in held:
                 groups.setdefault(accession, []).append((patient, day, per_report))
             rows: list[tuple] = []
+            ctx = current_context()
             for accession, items in groups.items():
                 patient, day = items[0][0], items[0][1]
-                _emit_labels(rows, accession, patient,
-                             final_records(accession, patient, day, [it[2] for it in items], _CTX, attached), _CTX)
-            label_writer.write_table(_label_table(_columns(rows, _LABEL_COLS), key_column))
+                emit_labels(rows, accession, patient,
+                            final_records(accession, patient, day, [it[2] for it in items], ctx, attached), ctx)
+            label_writer.write_table(labels_table(rows, key_column))
             summary.n_breast_rows += len(rows)
-            _count_labels(rows, chunk_counts, u_positive)
+            count_labels(rows, chunk_counts, u_positive)
 
         problems: list[tuple[str, int, str]] = [("pathology.csv", r, why) for r, why in path_problems]
         problems += [("pathology.csv", r, why) for r, why in unattached_pathology(pathology, attached, seen, dated, policy)]
@@ -356,9 +186,3 @@ def mine_labels(reports_csv: str | Path | None, out_dir: str | Path, *, patholog
     return summary
 
 
-def _label_table(cols: dict[str, list], key_column: str) -> pa.Table:
-    data = {c: v for c, v in cols.items() if c != "key"}
-    data[key_column] = cols["key"]
-    if key_column != PSEUDONYMISED_KEY:
-        data.pop("patient_pid")
-    return pa.Table.from_pydict(data, schema=breast_labels_schema(key_column))

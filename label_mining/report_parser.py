@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from spacy.attrs import IDX, LENGTH
 from spacy.language import Language
@@ -64,8 +65,8 @@ def _compact(sentence: str) -> tuple[str, list[int] | None]:
     return "".join(out), where
 
 
-@dataclass(frozen=True)
-class Mention:
+class Mention(NamedTuple):
+    """One typed, valued span (immutable; a named tuple: cheaper to build than a frozen dataclass)."""
     section: str
     start: int                 # char offsets into the report text
     end: int
@@ -83,7 +84,9 @@ class Mention:
     @property
     def label_values(self) -> tuple[str, ...]:
         """Values as task labels: "4B" -> "4"; density letters unchanged."""
-        return tuple(v[0] if self.type == ASSESSMENT else v for v in self.values)
+        if self.type != ASSESSMENT:
+            return self.values
+        return tuple([v[0] for v in self.values])
 
 
 @dataclass

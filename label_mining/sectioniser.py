@@ -13,10 +13,11 @@ This runs on every report, so it is plain ``re`` over the whole text: no spaCy h
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 SECTIONS = ("history", "technique", "comparison", "composition", "findings", "impression",
             "recommendation", "addendum")
@@ -50,18 +51,36 @@ LATERALITY_HEADINGS = {"right": "R", "right breast": "R", "rt": "R", "r": "R", "
 
 # a heading ends at a colon, a " - " dash or a line break; the text before that mark is checked by an
 # end-anchored pattern on a short window, so the regex runs a few times per report, not at every char
-_HEADING_MARK = re.compile(r":|-{1,2} |\n")
-_HEADING_TEXT = re.compile(
-    r"(?:^|(?<=\n)|(?<=[.!?;:]) )[ \t]*(?P<h>[A-Za-z][A-Za-z /&()-]{0,38}?)"
-    r"(?:[ \t]*\(?[0-9]{1,4}[./-][0-9]{1,2}[./-][0-9]{1,4}\)?)?[ \t]*$")   # "ADDENDUM 2015-10-15:"
+_HEADING_MARK = re.compile(r":|--? |\n")          # each alternative starts with a literal: a C charset scan
+_HEADING_START = r"(?:^|(?<=\n)|(?<=[.!?;:]) )"
+_HEADING_BODY = (r"[ \t]*(?P<h>[A-Za-z][A-Za-z /&()-]{0,38}?)"
+                 r"(?:[ \t]*\(?[0-9]{1,4}[./-][0-9]{1,2}[./-][0-9]{1,4}\)?)?[ \t]*$")   # "ADDENDUM 2015-10-15:"
+# the definition: the leftmost match of this in the 64 characters before a mark
+_HEADING_TEXT = re.compile(_HEADING_START + _HEADING_BODY)
+# how it is run: a heading can only start at the text's start, after a line break or at the space after
+# ". " / ": " etc.; those places are found once per report and the body is tried at the few of them in
+# the window (same leftmost match: the body at those places is what the definition tries there)
+_HEADING_STARTS = re.compile(r"[\n.!?;:](?:(?<=\n)|(?= ))")
+_HEADING_AT = re.compile(_HEADING_BODY)
 _CAPS_LINE = re.compile(r"[ \t]*(?P<caps>[A-Z][A-Z /&-]{2,38})[ \t]*$")
 
 
 def _headings(text: str):
     """(start, raw heading text) for every heading candidate, in order."""
+    starts = None
     for mark in _HEADING_MARK.finditer(text):
         p = mark.start()
-        found = _HEADING_TEXT.search(text, max(0, p - 64), p)
+        if starts is None:
+            starts = [0]
+            starts += [m.end() for m in _HEADING_STARTS.finditer(text)]
+        found = None
+        for i in range(bisect.bisect_left(starts, p - 64), len(starts)):
+            at = starts[i]
+            if at >= p:
+                break
+            found = _HEADING_AT.match(text, at, p)
+            if found:
+                break
         if found:
             yield found.start(), found.group("h")
             continue
@@ -100,8 +119,7 @@ def canonical_heading(raw: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-@dataclass(frozen=True)
-class Section:
+class Section(NamedTuple):
     name: str               # canonical name or "body"
     start: int              # char offsets into the report
     end: int

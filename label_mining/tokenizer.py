@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-import spacy
+from spacy.lang.en import English
 from spacy.language import Language
 from spacy.util import compile_infix_regex, compile_suffix_regex
 
@@ -31,15 +31,32 @@ LETTER_EXCEPTIONS_DROPPED = tuple(f"{letter}." for letter in "abcdABCD")
 EMOTICON = re.compile(r"[^\w\s]+\d+|\d+[^\w\s]+")
 
 
+def _kept_exceptions(rules: dict) -> dict:
+    return {k: v for k, v in rules.items() if k not in LETTER_EXCEPTIONS_DROPPED and not EMOTICON.fullmatch(k)}
+
+
 def add_mammography_rules(nlp: Language) -> Language:
+    """The same rules on an existing English pipeline's tokenizer (each assignment reloads spaCy's
+    ~5,000 special cases; :func:`blank_mammography_nlp` builds the tokenizer once instead)."""
     tokenizer = nlp.tokenizer
     tokenizer.suffix_search = compile_suffix_regex(list(nlp.Defaults.suffixes) + [UPPER_FINAL_STOP]).search
     tokenizer.infix_finditer = compile_infix_regex(list(nlp.Defaults.infixes) + list(GLUED_VALUE_INFIXES)).finditer
-    tokenizer.rules = {k: v for k, v in tokenizer.rules.items()
-                       if k not in LETTER_EXCEPTIONS_DROPPED and not EMOTICON.fullmatch(k)}
+    tokenizer.rules = _kept_exceptions(tokenizer.rules)
     return nlp
+
+
+class _MammographyDefaults(English.Defaults):
+    suffixes = list(English.Defaults.suffixes) + [UPPER_FINAL_STOP]
+    infixes = list(English.Defaults.infixes) + list(GLUED_VALUE_INFIXES)
+    tokenizer_exceptions = _kept_exceptions(English.Defaults.tokenizer_exceptions)
+
+
+class MammographyEnglish(English):
+    """``spacy.blank("en")`` whose tokenizer is built with the mammography rules in one go (setting
+    them afterwards reloaded the special cases three times: ~0.3 s CPU per process)."""
+    Defaults = _MammographyDefaults
 
 
 def blank_mammography_nlp() -> Language:
     """``spacy.blank("en")`` with the mammography tokenizer rules, no components yet."""
-    return add_mammography_rules(spacy.blank("en"))
+    return MammographyEnglish()

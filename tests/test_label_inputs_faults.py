@@ -183,7 +183,7 @@ def good_output(tmp_path):
 
 def test_a_run_that_fails_midway_leaves_the_previous_outputs_intact(good_output, monkeypatch):
     reports, out, before = good_output
-    real, calls = pipeline._process_chunk, []
+    real, calls = pipeline.process_chunk, []
 
     def failing(chunk):
         calls.append(1)
@@ -191,7 +191,7 @@ def test_a_run_that_fails_midway_leaves_the_previous_outputs_intact(good_output,
             raise RuntimeError("worker died")
         return real(chunk)
 
-    monkeypatch.setattr(pipeline, "_process_chunk", failing)
+    monkeypatch.setattr(pipeline, "process_chunk", failing)
     with pytest.raises(RuntimeError):
         mine_labels(reports, out, chunk_rows=10)
     assert {name: digest(out / name) for name in before} == before
