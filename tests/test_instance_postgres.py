@@ -34,7 +34,7 @@ def on_postgres(pg_url, tmp_path_factory):
     from pipelines.scale_check import make_demo_batch, run_in_process
 
     home = MammoHome(tmp_path_factory.mktemp("home")).ensure()
-    make_demo_batch(home, BATCH, patients=3, height=128)
+    make_demo_batch(home, BATCH, patients=3, height=256)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MAMMO_HOME", str(home.root))
         mp.setenv("DAGSTER_HOME", str(home.dagster))
@@ -102,7 +102,9 @@ def test_run_event_and_schedule_storage_are_all_postgres(on_postgres):
 
 
 def test_the_batch_run_and_its_materialisations_read_back_from_postgres(on_postgres):
-    assert on_postgres["result"].success
+    from pipelines.scale_check import failure_messages
+
+    assert on_postgres["result"].success, failure_messages(on_postgres["result"])
     assert ("batch_pipeline", BATCH, "SUCCESS") in on_postgres["runs"]
     assert set(on_postgres["materialised"].values()) == {BATCH}
 

@@ -65,14 +65,15 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cache")
     rows = write_synthetic_cache(root, 8, height=64, width=64, seed=0)
     out, first, second = (tmp_path_factory.mktemp(n) for n in ("run", "first", "second"))
-    cfg = TrainConfig(height=64, width=64, epochs=EPOCHS, batch_size=4, seed=0, verbose=0, strategy="multi_worker",
+    cfg = TrainConfig(tasks=("breastbin",), height=64, width=64, epochs=EPOCHS, batch_size=4, seed=0, verbose=0,
+                      strategy="multi_worker",
                       augment=AugmentConfig(enabled=False), shuffle_buffer=8, input_threads=1)
     before = set(Path(tempfile.gettempdir()).glob("mammo-worker*"))
     with pytest.raises(WorkerFailed) as killed:
-        train_on_local_workers(cfg, rows, rows, root, out, workers=2, timeout_s=300,
+        train_on_local_workers(cfg, rows, rows, root, out, workers=2, timeout_s=900,
                                callbacks_for=Callbacks(first, kill_after=1))
     after_kill = sorted(p.name for p in (out / "checkpoints").glob("*.keras"))
-    result = train_on_local_workers(cfg, rows, rows, root, out, workers=2, timeout_s=300,
+    result = train_on_local_workers(cfg, rows, rows, root, out, workers=2, timeout_s=900,
                                     callbacks_for=Callbacks(second, kill_after=None))
     left = set(Path(tempfile.gettempdir()).glob("mammo-worker*")) - before
     return {"out": out, "first": first, "second": second, "killed": str(killed.value), "after_kill": after_kill,

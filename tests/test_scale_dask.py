@@ -32,12 +32,12 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    from pipelines.scale_check import make_demo_batch, output_digests, run_in_process
+    from pipelines.scale_check import failure_messages, make_demo_batch, output_digests, run_in_process
 
     home = MammoHome(tmp_path_factory.mktemp("in_process")).ensure()
-    make_demo_batch(home, BATCH, patients=3, height=128)
+    make_demo_batch(home, BATCH, patients=3, height=256)
     result = run_in_process(home, BATCH)
-    assert result.success
+    assert result.success, failure_messages(result)
     return home, output_digests(home)
 
 
