@@ -196,7 +196,16 @@ def _collect(procs, pipes, timeout_s):
             elif not p.is_alive() and not conn.poll(0):
                 outcomes[i] = ("error", f"worker {i} exited with code {p.exitcode} without a result")
             if i in outcomes and outcomes[i][0] == "error":
-                # one failed worker blocks the others in their next collective: stop them all
+                # the others fail in their next collective or block there: give them a moment to report
+                # (so the first cause is named), then the launcher stops them all
+                grace = time.monotonic() + 30
+                while len(outcomes) < len(procs) and time.monotonic() < grace:
+                    for j, conn_j in enumerate(pipes):
+                        if j not in outcomes and conn_j.poll(0.2):
+                            try:
+                                outcomes[j] = conn_j.recv()
+                            except EOFError:
+                                outcomes[j] = ("error", f"worker {j} exited with code {procs[j].exitcode}")
                 failed = {j: o for j, o in outcomes.items() if o[0] == "error"}
                 raise WorkerFailed("; ".join(f"worker {j}: {msg}" for j, (_, msg) in sorted(failed.items())))
         if deadline is not None and time.monotonic() > deadline:
