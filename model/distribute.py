@@ -110,11 +110,17 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
 def seed_worker_dir(chief_out: Path, scratch: Path, index: int) -> None:
     """Give a non-chief worker the chief's resume state, where model.train looks for its own
     (``<out_dir>/_worker_<index>/backup``), so all workers restart at the same epoch."""
-    backup = Path(chief_out) / "backup"
-    target = Path(scratch) / f"_worker_{index}" / "backup"
-    shutil.rmtree(target, ignore_errors=True)
-    if backup.is_dir():
-        shutil.copytree(backup, target)
+    chief_out, work = Path(chief_out), Path(scratch) / f"_worker_{index}"
+    backup = chief_out / "backup"
+    if not backup.is_dir():
+        return
+    # resume state plus what model.train reads back at the end (every epoch's history row, the checkpoints)
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(backup, work / "backup")
+    if (chief_out / "checkpoints").is_dir():
+        shutil.copytree(chief_out / "checkpoints", work / "checkpoints")
+    if (chief_out / "history.csv").exists():
+        shutil.copyfile(chief_out / "history.csv", work / "history.csv")
     if (Path(chief_out) / "run.json").exists():
         shutil.copyfile(Path(chief_out) / "run.json", Path(scratch) / "run.json")
 
