@@ -3,6 +3,10 @@ materialised headless with run config, and the cross-batch selection fits the co
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -50,7 +54,6 @@ FIXTURES = {"mini-mias": fx.mias_fixture, "cbis-ddsm": fx.cbis_fixture, "vindr-m
 @pytest.mark.slow  # six batch runs, ~15 s each on a loaded 2-core machine
 def test_every_importers_cohort_runs_through_the_dagster_graph_headless_with_run_config(home, tmp_path):
     import dagster as dg
-    from pipelines.cli import app
 
     batches = {}
     for fmt, make in FIXTURES.items():
@@ -58,8 +61,12 @@ def test_every_importers_cohort_runs_through_the_dagster_graph_headless_with_run
         make(tmp_path / "src" / fmt)
         importers()[fmt](tmp_path / "src" / fmt, home / "cohorts" / batch)
         batches[batch] = fmt
-    result = CliRunner().invoke(app, ["run", *batches, "--height", "64", "--batch-only"])
-    assert result.exit_code == 0, result.output
+    # a fresh process, as a user runs it: the multiprocess executor and Dagster's log capture must not share
+    # pytest's captured streams
+    result = subprocess.run([sys.executable, "-c", "from pipelines.cli import app; app()", "run", *batches,
+                             "--height", "64", "--batch-only"], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "MAMMO_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")})
+    assert result.returncode == 0, result.stdout + result.stderr
     instance = dg.DagsterInstance.get()
     assert set(instance.get_dynamic_partitions("batch")) == set(batches)
     for batch in batches:
