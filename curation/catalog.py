@@ -27,7 +27,6 @@ from typing import Callable
 
 import pandas as pd
 import pyarrow as pa
-import pydicom
 from pydicom.errors import InvalidDicomError
 
 from curation.dicom_read import DEFAULT_MAX_PIXELS, HeaderValueError, check_pixel_budget, int_tag, truncation
@@ -37,6 +36,7 @@ from curation.file_keys import lookup_frame
 from curation.home import cohort_of_batch
 from curation.parquet_io import write_frame
 from curation.pseudonym import file_key, pseudonymise
+from curation.pydicom_privacy import dcmread
 from curation.schemas import CATALOG_SCHEMA, QUARANTINE_SCHEMA
 from curation.view_types import classify_view_type
 from curation.walk import Entry, walk_dicom
@@ -147,7 +147,7 @@ def read_header(fh, size: int):
     """Parse from an open file with pixel data deferred (not loaded); truncation checked first."""
     fh.seek(0)
     try:
-        ds = pydicom.dcmread(fh, defer_size=256, force=False)
+        ds = dcmread(fh, defer_size=256, force=False)
     except InvalidDicomError as exc:
         raise _Reject("not_dicom", str(exc)[:120]) from None
     except EOFError as exc:

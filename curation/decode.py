@@ -30,6 +30,7 @@ from pydicom.uid import UID
 from curation.decode_pixels import DecoderWarning, pixels
 from curation.dicom_read import (DEFAULT_MAX_PIXELS, HeaderValueError, check_pixel_budget, declared_pixels, int_tag,
                                  tail_bytes, truncation)
+from curation.pydicom_privacy import dcmread
 
 # Reason codes shared with curation.preprocess (one vocabulary for quarantine rows).
 REASONS = {
@@ -354,7 +355,7 @@ def read_dicom(path: str | os.PathLike | Path, max_pixels: int = DEFAULT_MAX_PIX
     """Read header + stored pixels; raise :class:`DecodeError` with a reason code on bad input."""
     try:
         size, tail = tail_bytes(path)
-        ds = pydicom.dcmread(path)
+        ds = dcmread(path)
     except FileNotFoundError:
         raise  # not a property of the file: the caller reports it as missing_file
     except InvalidDicomError as exc:

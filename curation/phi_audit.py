@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pydicom
 
 from curation.file_keys import PRIVATE_DIR
+from curation.pydicom_privacy import dcmread
 
 # Identifying attributes of the DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile
 # (Table E.1-1) that carry free values a leak could copy: names, IDs, birth data, addresses, phone
@@ -105,7 +106,7 @@ def harvest_phi(cohorts: Path) -> dict[str, str]:
         if not dicom_file.is_file():
             continue
         try:
-            ds = pydicom.dcmread(dicom_file, stop_before_pixels=True)
+            ds = dcmread(dicom_file, stop_before_pixels=True)
             _harvest_dataset(ds, values)
         except Exception:  # junk files are quarantined by ingest; nothing (more) to harvest
             continue

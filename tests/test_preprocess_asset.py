@@ -13,7 +13,7 @@ from assets.preprocessing import preprocessed_images
 from curation.file_keys import lookup_frame, lookup_path, write_lookup
 from curation.home import MammoHome
 from curation.preprocess.phantom import phantom_dataset, write_phantom
-from pipelines.resources import MammoHomeResource
+from pipelines.resources import default_resources
 
 
 @pytest.fixture()
@@ -43,7 +43,7 @@ def _materialise(home):
     instance.add_dynamic_partitions("batch", ["b"])
     return dg.materialize(
         [preprocessed_images], partition_key="b", instance=instance,
-        resources={"mammo": MammoHomeResource(root=str(home.root))},
+        resources=default_resources(str(home.root)),  # the code location's own resource set
         run_config={"ops": {"preprocessed_images": {"config": {"height": 64, "mask_height": 128}}}})
 
 

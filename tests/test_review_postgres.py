@@ -1,77 +1,42 @@
 """The review app on PostgreSQL (by URL): decisions, conflicts, append-only triggers, export.
 
-A throw-away cluster is started with Debian's PostgreSQL (run as the ``postgres`` system user,
-because the server refuses root) on a Unix socket in a temporary folder.
+A throw-away cluster is started with Debian's PostgreSQL (``pipelines.local_services``: run as the
+``postgres`` system user, because the server refuses root) on 127.0.0.1 and a free port.
 """
 
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
 from curation.pseudonym import DEMO_KEY
+from pipelines.local_services import postgres_unavailable, throwaway_postgres
 from review_app.decisions import ConflictError, DecisionRequest, record_decision
 from review_app.sample import build_sample_app, form_fields, login
 from review_app.storage import Decision, QueueItem, User
 from review_app.tables import export_adjudications
 
 
-def _pg_bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    for base in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (base / name).exists():
-            return str(base / name)
-    return None
-
-
-INITDB, PG_CTL = _pg_bin("initdb"), _pg_bin("pg_ctl")
-
-
 def _can_run() -> str | None:
-    if INITDB is None or PG_CTL is None:
-        return "PostgreSQL server binaries (initdb, pg_ctl) not installed"
+    why = postgres_unavailable()
+    if why:
+        return why
     try:
         import psycopg  # noqa: F401
     except ImportError:
         return "psycopg not installed (pip install 'psycopg[binary]')"
-    if os.geteuid() == 0 and subprocess.run(["id", "postgres"], capture_output=True).returncode != 0:
-        return "running as root without a 'postgres' system user to start the server"
     return None
 
 
 pytestmark = pytest.mark.skipif(_can_run() is not None, reason=_can_run() or "")
 
 
-def _as_postgres(cmd: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
 @pytest.fixture(scope="module")
 def pg_url():
-    # directly under /tmp: pytest's own tmp folders are private to root, and the server runs as postgres
-    root = Path(tempfile.mkdtemp(prefix="mammo-review-pg-"))
-    data, sock = root / "data", root / "sock"
-    sock.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(sock, "postgres")
-    subprocess.run(_as_postgres([INITDB, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
-                   check=True, capture_output=True)
-    subprocess.run(_as_postgres([PG_CTL, "-D", str(data), "-w", "-l", str(root / "log"), "-o",
-                                 f"-k {sock} -c listen_addresses='' -F", "start"]), check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg://postgres@/postgres?host={sock}"
-    finally:
-        subprocess.run(_as_postgres([PG_CTL, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    # the same throw-away cluster as the scale tests (127.0.0.1 only), reached with psycopg 3
+    with throwaway_postgres("review") as url:
+        yield url.replace("postgresql+psycopg2://", "postgresql+psycopg://")
 
 
 @pytest.fixture()

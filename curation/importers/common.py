@@ -31,6 +31,7 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
 
 from curation.pseudonym import key_from_env
+from curation.pydicom_privacy import dcmread
 
 MG_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
 LABEL_COLUMNS = ["accession_number", "laterality", "birads", "density", "malignancy"]
@@ -160,7 +161,7 @@ def wrap_pixels(pixels: np.ndarray, w: CohortWriter, *, patient: str, accession:
 def rewrite_dicom(path: Path, w: CohortWriter, *, patient: str, accession: str, laterality: str | None,
                   view: str | None) -> FileDataset:
     """A dataset DICOM with pseudonymous ids and the table's laterality/view (headers are often blank)."""
-    ds = pydicom.dcmread(path)
+    ds = dcmread(path)
     ds.PatientID, ds.PatientName, ds.AccessionNumber = patient, "", accession
     for tag in ("PatientBirthDate", "InstitutionName", "ReferringPhysicianName", "OtherPatientIDs"):
         if tag in ds:

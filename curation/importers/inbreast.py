@@ -16,6 +16,7 @@ from pathlib import Path
 import pydicom
 
 from curation.importers.common import CohortWriter, find_one, need_columns, read_table, rewrite_dicom
+from curation.pydicom_privacy import dcmread
 
 FORMAT = "inbreast"
 _DENSITY = {"1": "A", "2": "B", "3": "C", "4": "D"}
@@ -41,7 +42,7 @@ def import_inbreast(src: Path, out: Path) -> dict:
         if side not in ("L", "R"):
             w.skip(f"sheet row {number}", f"laterality {side!r} is not L/R")
             continue
-        header = pydicom.dcmread(path, stop_before_pixels=True)
+        header = dcmread(path, stop_before_pixels=True)
         person = str(header.get("PatientID", "") or name)
         exam = f"{person}:{str(row.get('Acquisition date', '')).strip()}"
         patient, accession = w.pid("patient", person), w.pid("accession", exam)
