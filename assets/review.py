@@ -16,10 +16,10 @@ import dagster as dg
 import pandas as pd
 
 from curation.tasks import TASKS
-from pipelines.resources import MammoHomeResource
+from pipelines.resources import MammoHomeResource, ReviewDatabaseResource
 from review_app.export import effective_decisions
 from review_app.queue import QueueConfig
-from review_app.settings import DB_ENV_VAR, default_db_url
+from review_app.settings import default_db_url
 from review_app.storage import DECISIONS
 from review_app.tables import (adjudications_path, build_queue_for_home, decision_count, export_adjudications,
                                queue_path, sync_into_db, write_queue)
@@ -27,9 +27,8 @@ from review_app.tables import (adjudications_path, build_queue_for_home, decisio
 QUEUE_PREVIEW = ["priority", "task", "target_level", "label", "u", "reasons", "model_label"]
 
 
-def _db_url(explicit: str, home) -> str:
-    import os
-    return explicit or os.environ.get(DB_ENV_VAR) or default_db_url(home)
+def _db_url(explicit: str, review_db: ReviewDatabaseResource, home) -> str:
+    return explicit or review_db.url_for(home)
 
 
 def _counts_md(title: str, counts: pd.Series) -> str:
@@ -50,7 +49,8 @@ class ReviewQueueConfig(dg.Config):
     """model.predict output (parquet) for the model-disagreement reason; empty = the latest run's
     models/<run>/predictions/*.parquet written by the evaluation (metadata says which, or that none exist)."""
     db_url: str = ""
-    """Review app database; empty means $MAMMO_REVIEW_DB or $MAMMO_HOME/review/review.db."""
+    """Review app database for this run only; empty means the ``review_db`` resource ($MAMMO_REVIEW_DB or
+    $MAMMO_HOME/review/review.db)."""
     sync_db: bool = True
     """Load the queue into the app database after writing the parquet."""
 
@@ -63,7 +63,7 @@ class ReviewQueueConfig(dg.Config):
                 "into the review app.",
 )
 def review_queue(context: dg.AssetExecutionContext, config: ReviewQueueConfig,
-                 mammo: MammoHomeResource) -> dg.MaterializeResult:
+                 mammo: MammoHomeResource, review_db: ReviewDatabaseResource) -> dg.MaterializeResult:
     home = mammo.home()
     queue_config = QueueConfig(u_threshold=config.u_threshold, model_disagreement=config.model_disagreement,
                                include_missing=config.include_missing, max_items=config.max_items or None)
@@ -85,7 +85,7 @@ def review_queue(context: dg.AssetExecutionContext, config: ReviewQueueConfig,
                                        if len(queue) else "queue is empty"),
     }
     if config.sync_db:
-        result = sync_into_db(_db_url(config.db_url, home), queue)
+        result = sync_into_db(_db_url(config.db_url, review_db, home), queue)
         metadata.update(app_added=result.added, app_updated=result.updated,
                         app_no_longer_flagged=result.deactivated)
     return dg.MaterializeResult(metadata=metadata)
@@ -93,7 +93,8 @@ def review_queue(context: dg.AssetExecutionContext, config: ReviewQueueConfig,
 
 class AdjudicationsConfig(dg.Config):
     db_url: str = ""
-    """Review app database; empty means $MAMMO_REVIEW_DB or $MAMMO_HOME/review/review.db."""
+    """Review app database for this run only; empty means the ``review_db`` resource ($MAMMO_REVIEW_DB or
+    $MAMMO_HOME/review/review.db)."""
 
 
 @dg.asset(
@@ -105,10 +106,11 @@ class AdjudicationsConfig(dg.Config):
                 "labels/adjudications.parquet. The label assets apply the latest non-skip decision per "
                 "(target, task).",
 )
-def adjudications(context: dg.AssetExecutionContext, config: AdjudicationsConfig, mammo: MammoHomeResource):
+def adjudications(context: dg.AssetExecutionContext, config: AdjudicationsConfig, mammo: MammoHomeResource,
+                  review_db: ReviewDatabaseResource):
     home = mammo.home()
     path = adjudications_path(home)
-    frame = export_adjudications(_db_url(config.db_url, home), path)
+    frame = export_adjudications(_db_url(config.db_url, review_db, home), path)
     in_force = effective_decisions(frame)
     yield dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(path)),
@@ -156,9 +158,10 @@ relabel_after_review_job = dg.define_asset_job("relabel_after_review", selection
     jobs=[export_adjudications_job, relabel_after_review_job],
     description="New review decisions -> adjudications; new adjudications -> image_labels of every batch.",
 )
-def review_decisions_sensor(context: dg.SensorEvaluationContext, mammo: MammoHomeResource):
+def review_decisions_sensor(context: dg.SensorEvaluationContext, mammo: MammoHomeResource,
+                            review_db: ReviewDatabaseResource):
     home = mammo.home()
-    db_url = _db_url("", home)
+    db_url = review_db.url_for(home)
     cursor = json.loads(context.cursor) if context.cursor else {}
     requests: list[dg.RunRequest] = []
     if db_url.startswith("sqlite") and not home.review_db.is_file() and db_url == default_db_url(home):

@@ -3,8 +3,9 @@
 One dict per environment (``$MAMMO_ENV``): ``local`` (the default: demo key allowed, SQLite under
 ``$MAMMO_HOME``) and ``production`` (the key must come from ``$MAMMO_PSEUDONYM_KEY``, read through
 ``dg.EnvVar`` so its value is never shown in the UI or stored in run config; a missing variable fails
-the run before any asset starts, naming it). The review database URL is read from
-``$MAMMO_REVIEW_DB`` by the review assets (empty: SQLite at ``$MAMMO_HOME/review/review.db``).
+the run before any asset starts, naming it). The review database URL (``review_db``) is read the same way
+from ``$MAMMO_REVIEW_DB`` when it is set (a PostgreSQL URL may hold a password: the UI shows the variable's
+name only); unset means SQLite at ``$MAMMO_HOME/review/review.db``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,17 @@ class PseudonymKeyResource(dg.ConfigurableResource):
         return key_from_env()
 
 
+class ReviewDatabaseResource(dg.ConfigurableResource):
+    """The review app's database, shared by the review assets, the sensor and ``mammo-mtl review serve``."""
+
+    url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite at $MAMMO_HOME/review/review.db")
+
+    def url_for(self, home: MammoHome) -> str:
+        from review_app.settings import default_db_url
+
+        return self.url or default_db_url(home)
+
+
 ENVIRONMENT_VAR = "MAMMO_ENV"
 
 
@@ -55,7 +67,7 @@ def _pseudonym_by_environment() -> dict[str, PseudonymKeyResource]:
 
 
 def default_resources(root: str = "", environment: str | None = None) -> dict:
-    """Resource keys every asset module may require: ``mammo``, ``pseudonym``, ``pipes``, ``dask``, for the
+    """Resource keys every asset module may require: ``mammo``, ``pseudonym``, ``pipes``, ``dask``, ``review_db``, for the
     environment ``environment`` (default ``$MAMMO_ENV`` or ``local``)."""
     environment = environment or os.environ.get(ENVIRONMENT_VAR) or "local"
     pseudonym = _pseudonym_by_environment()
@@ -68,4 +80,11 @@ def default_resources(root: str = "", environment: str | None = None) -> dict:
         "pipes": dg.PipesSubprocessClient(),
         # per-image fan-out of cataloguing/preprocessing: the local pool unless a Dask address is configured
         "dask": DaskResource(),
+        "review_db": _review_db(),
     }
+
+
+def _review_db() -> ReviewDatabaseResource:
+    from review_app.settings import DB_ENV_VAR
+
+    return ReviewDatabaseResource(url=dg.EnvVar(DB_ENV_VAR)) if os.environ.get(DB_ENV_VAR) else ReviewDatabaseResource()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import os
@@ -25,17 +24,10 @@ from label_mining.dates import read_date
 from label_mining.pipeline import mine_labels
 from label_mining.uncertainty_policy import DEFAULT_POLICY_PATH, load_policy
 from pipelines.cli import app
+from tests.csv_inputs import write_csv
 
 HEADER = ["accession_number", "patient_id", "study_date", "report_text"]
 PATHOLOGY_HEADER = ["patient_id", "laterality", "date", "result", "source"]
-
-
-def write_csv(path, header, rows):
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        w.writerows(rows)
-    return path
 
 
 def rows_of(path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import pyarrow.parquet as pq
@@ -12,6 +11,7 @@ from typer.testing import CliRunner
 from label_mining.pipeline import mine_labels
 from label_mining.schemas import breast_labels_schema, report_mentions_schema
 from pipelines.cli import app
+from tests.csv_inputs import write_csv
 
 REPORTS = [
     ("ACC001", "PAT1", "2024-01-10", "No suspicious mass. BI-RADS 1 right, BI-RADS 4 left. Density: B/C", "r1", "senior"),
@@ -24,14 +24,6 @@ REPORTS = [
 ]
 PATHOLOGY = [("PAT1", "L", "2024-02-01", "malignant", "biopsy"), ("PAT2", "R", "2026-06-01", "benign", "follow_up"),
              ("PAT2", "X", "2026-06-01", "benign", "follow_up")]
-
-
-def write_csv(path, header, rows):
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        w.writerows(rows)
-    return path
 
 
 @pytest.fixture()

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from assets.review import adjudication_problems, adjudications, review_decisions_sensor, review_queue
 from curation.pseudonym import DEMO_KEY
 from pipelines.cli import app as cli
-from pipelines.resources import MammoHomeResource
+from pipelines.resources import default_resources
 from review_app import accounts
 from review_app.decisions import DecisionRequest, record_decision
 from review_app.export import ADJUDICATION_COLUMNS
@@ -31,7 +31,7 @@ def home(tmp_path, monkeypatch, cheap_argon2):
 
 def materialise(asset, home, **config):
     run_config = {"ops": {asset.op.name: {"config": config}}} if config else None
-    return dg.materialize([asset], resources={"mammo": MammoHomeResource(root=str(home.root))},
+    return dg.materialize([asset], resources=default_resources(str(home.root)),
                           run_config=run_config)
 
 
@@ -100,13 +100,13 @@ def test_sensor_requests_adjudications_for_new_decisions_then_relabels_every_bat
         return None
 
     defs = dg.Definitions(assets=[review_queue, adjudications, image_labels], sensors=[review_decisions_sensor],
-                          resources={"mammo": MammoHomeResource(root=str(home.root))})
+                          resources=default_resources(str(home.root)))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("batch", ["hmi", "inb"])
 
         def tick(cursor):
             ctx = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
-                                          resources={"mammo": MammoHomeResource(root=str(home.root))})
+                                          resources=default_resources(str(home.root)))
             return review_decisions_sensor(ctx)
 
         first = tick(None)
@@ -116,7 +116,7 @@ def test_sensor_requests_adjudications_for_new_decisions_then_relabels_every_bat
         assert [r.asset_selection for r in second.run_requests] == [[dg.AssetKey("adjudications")]]
         assert tick(second.cursor).run_requests == []        # same decisions: nothing new
         dg.materialize([adjudications], instance=instance,
-                       resources={"mammo": MammoHomeResource(root=str(home.root))})
+                       resources=default_resources(str(home.root)))
         third = tick(second.cursor)
         assert [(r.asset_selection, r.partition_key) for r in third.run_requests] == [
             ([dg.AssetKey("image_labels")], "hmi"), ([dg.AssetKey("image_labels")], "inb")]
@@ -146,3 +146,13 @@ def test_cli_sync_queue_without_labels_says_what_to_run(tmp_path, monkeypatch):
     monkeypatch.setenv("MAMMO_HOME", str(tmp_path / "empty"))
     result = CliRunner().invoke(cli, ["review", "sync-queue"])
     assert result.exit_code == 2 and "materialise the label assets" in result.output
+
+
+def test_the_review_database_url_comes_from_its_environment_variable_never_from_run_config(home, tmp_path,
+                                                                                            monkeypatch):
+    elsewhere = tmp_path / "shared-review.db"
+    monkeypatch.setenv(DB_ENV_VAR, f"sqlite:///{elsewhere}")
+    resources = default_resources(str(home.root))
+    assert isinstance(resources["review_db"].url, dg.EnvVar)   # the UI shows the variable's name, not the URL
+    assert dg.materialize([review_queue], resources=resources).success
+    assert elsewhere.is_file() and not home.review_db.exists()
