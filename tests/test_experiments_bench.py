@@ -82,6 +82,17 @@ def test_one_seed_asks_for_no_ensemble():
     assert len(X.expand(ens, b, 0, {"Ensembles": ens}, {}).members) == 1
 
 
+def test_a_table_at_ensemble_size_one_has_no_ensemble_row_repeating_the_baseline(tmp_path, manifests):
+    b = X.budget("bench").model_copy(update={"n_bootstrap": 0, "seeds": 1, "ensemble_size": 1})
+    said = []
+    written = X.run_experiments(tmp_path / "models", tmp_path / "tables", manifests, FakeExecutor(), ["bench_2"], b,
+                                log=said.append)
+    per_seed = json.loads(next(p for p in written["bench_2"] if p.name.startswith("seed_results")).read_text())
+    assert "Ensemble" not in per_seed and {"MTL", "Baseline"} <= set(per_seed)
+    assert "Ensemble" not in set(pd.read_parquet(tmp_path / "tables" / "table_B2.parquet")["row"])
+    assert any("ensemble row is left out" in m for m in said)
+
+
 def test_a_task_with_one_class_is_named_in_a_warning():
     preds = manifest_rows(4, "hmi").assign(view="MLO", p_view_MLO=0.9, p_breastbin=0.5)
     assert "view" in M.degenerate_tasks(preds) and "MLO" in M.degenerate_tasks(preds)["view"]

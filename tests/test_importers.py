@@ -189,6 +189,36 @@ def test_inbreast_images_get_birads_detail_and_acr_density(tmp_path):
     assert_no_source_names(tmp_path / "out", "20586908", "ANON")
 
 
+@pytest.mark.parametrize("suffix", [".xls", ".xlsx"])
+def test_inbreast_reads_its_excel_sheet_with_numeric_file_names(tmp_path, suffix):
+    """The real INbreast.xls stores File Name and ACR as numbers: they must match the DICOM names, not "….0"."""
+    inbreast_fixture(tmp_path / "src")
+    csv_sheet = tmp_path / "src" / "INbreast.csv"
+    rows = [line.split(";") for line in csv_sheet.read_text().splitlines()]
+    csv_sheet.unlink()
+    cells = [rows[0]] + [[int(v) if v.isdigit() else v for v in row] for row in rows[1:]]
+    if suffix == ".xls":
+        import xlwt
+
+        book = xlwt.Workbook()
+        sheet = book.add_sheet("Sheet1")
+        for i, row in enumerate(cells):
+            for j, value in enumerate(row):
+                sheet.write(i, j, value)
+        book.save(str(tmp_path / "src" / "INbreast.xls"))
+    else:
+        import openpyxl
+
+        book = openpyxl.Workbook()
+        for row in cells:
+            book.active.append(row)
+        book.save(tmp_path / "src" / "INbreast.xlsx")
+    s = importers()["inbreast"](tmp_path / "src", tmp_path / "out")
+    assert s["imported_images"] == 3 and s["skipped_by_reason"] == {"listed, no DICOM file": 1}
+    lab = labels(tmp_path / "out").set_index("laterality")
+    assert lab.loc["R", ["birads", "density"]].tolist() == ["4C", "D"]
+
+
 # --- CDD-CESM ---------------------------------------------------------------------------------------
 def write_docx(path: Path, paragraphs: list[str]) -> None:
     body = "".join(f"<w:p><w:r><w:t>{p}</w:t></w:r></w:p>" for p in paragraphs)

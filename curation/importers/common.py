@@ -176,20 +176,21 @@ def rewrite_dicom(path: Path, w: CohortWriter, *, patient: str, accession: str, 
 
 
 def read_table(path: Path):
-    """CSV or spreadsheet -> pandas DataFrame of strings (xls needs the ``xlrd`` package, xlsx ``openpyxl``)."""
+    """CSV or spreadsheet -> pandas DataFrame of strings (.xls and .xlsx through ``python-calamine``, pandas'
+    recommended engine; integral numbers such as INbreast's file names come back without a ".0")."""
     import pandas as pd
     suffix = path.suffix.lower()
     try:
         if suffix in (".xls", ".xlsx"):
-            frame = pd.read_excel(path, dtype=str)
+            frame = pd.read_excel(path, dtype=str, engine="calamine")
         else:
             with path.open(encoding="utf-8", errors="replace") as fh:
                 sample = fh.read(4096)
             sep = ";" if sample.count(";") > sample.count(",") else ","
             frame = pd.read_csv(path, dtype=str, sep=sep, keep_default_na=False)
     except ImportError as exc:
-        raise ImportError_(f"{path.name}: reading {suffix} files needs {exc.name}; "
-                           f"`pip install {exc.name}` or save the sheet as CSV") from None
+        raise ImportError_(f"{path.name}: reading {suffix} files needs python-calamine; "
+                           f"`pip install python-calamine` or save the sheet as CSV") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame.fillna("")
 

@@ -5,7 +5,7 @@ real one, ``model.training_job.ModelExecutor``, calls ``model.train`` / ``model.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Mapping, Protocol, Sequence
 
@@ -137,6 +137,10 @@ def run_experiments(models_root: Path, tables_root: Path, manifests: Mapping[tup
     for key in resolve_tables(tables):
         spec = EXPERIMENTS[key]
         by_name = {r.name: r for r in spec.runs}
+        if b.ensemble_size == 1 and any(r.role == "ensemble" for r in spec.runs):
+            # an "ensemble" of one model is the baseline again: a duplicate row would only mislead
+            log(f"{key}: ensemble_size=1, so the ensemble row is left out (it would repeat the baseline)")
+            spec = replace(spec, runs=tuple(r for r in spec.runs if r.role != "ensemble"))
         ref_name = reference_name(spec)
         datasets = [ds for ds in spec.datasets if not manifests.get(DATASETS[ds], pd.DataFrame()).empty]
         skipped = sorted(set(spec.datasets) - set(datasets))
