@@ -30,7 +30,7 @@ import pyarrow as pa
 from pydicom.errors import InvalidDicomError
 
 from curation.dicom_read import DEFAULT_MAX_PIXELS, HeaderValueError, check_pixel_budget, int_tag, truncation
-from curation.dicom_tags import resolve_laterality, resolve_view
+from curation.dicom_tags import resolve_laterality, resolve_view, votes_text
 from curation.fanout import map_jobs
 from curation.file_keys import lookup_frame
 from curation.home import cohort_of_batch
@@ -226,9 +226,11 @@ def _row(ds, batch: str, key: bytes, fkey: str, sha: str, size: int, max_pixels:
         "laterality": lat.value,
         "laterality_source": lat.source,
         "laterality_conflict": lat.conflict,
+        "laterality_votes": votes_text(lat),
         "view": view.value,
         "view_source": view.source,
         "view_conflict": view.conflict,
+        "view_votes": votes_text(view),
         "view_type": view_type.kind,
         "manufacturer": str(ds.get("Manufacturer", "") or "").strip() or None,
         "model": str(ds.get("ManufacturerModelName", "") or "").strip() or None,

@@ -110,6 +110,12 @@ def _resolve(candidates: list[tuple[str, str | None]]) -> Resolved:
     return Resolved(value, source, conflict, seen)
 
 
+def votes_text(resolved: Resolved) -> str | None:
+    """``"ViewPosition=CC; SeriesDescription=MLO"``: which tag said what (normalised codes, never the tag's free
+    text, which may hold anything), or None when no tag spoke. Lets a reviewer see both sides of a conflict."""
+    return "; ".join(f"{src}={val}" for src, val in resolved.seen) or None
+
+
 def resolve_laterality(ds) -> Resolved:
     candidates = [
         ("ImageLaterality", normalise_laterality(_text(ds, "ImageLaterality"))),

@@ -56,9 +56,11 @@ CATALOG_SCHEMA = pa.schema([
     ("laterality", pa.string()),
     ("laterality_source", pa.string()),
     ("laterality_conflict", pa.bool_()),
+    ("laterality_votes", pa.string()),   # every tag that spoke, normalised: "ImageLaterality=L; SeriesDescription=R"
     ("view", pa.string()),
     ("view_source", pa.string()),
     ("view_conflict", pa.bool_()),
+    ("view_votes", pa.string()),         # "ViewPosition=CC; SeriesDescription=MLO" (codes only, never free text)
     ("view_type", pa.string()),          # "screening" or a kept non-screening kind (curation/view_types.py)
     ("manufacturer", pa.string()),
     ("model", pa.string()),

@@ -47,7 +47,9 @@ def build_image_labels(catalog: pd.DataFrame, breast_labels: pd.DataFrame, polic
     stats: dict[str, int] = {}
     breast, breast_counts = apply_adjudications(breast_labels, adjudications, "breast", "breast_key")
     stats.update({f"breast_review_{k}": v for k, v in breast_counts.items()})
-    images = catalog[list(CATALOG_COLUMNS)].drop_duplicates("image_key").reset_index(drop=True)
+    # the tag votes are optional (a catalogue written before they existed has none)
+    optional = [c for c in ("view_votes", "laterality_votes") if c in catalog.columns]
+    images = catalog[list(CATALOG_COLUMNS) + optional].drop_duplicates("image_key").reset_index(drop=True)
     if "laterality_conflict" in catalog.columns:
         images["laterality_conflict"] = catalog.drop_duplicates("image_key")["laterality_conflict"].fillna(False).to_numpy()
     else:
@@ -73,13 +75,19 @@ def build_image_labels(catalog: pd.DataFrame, breast_labels: pd.DataFrame, polic
         merged.loc[shaky & ~merged["conflict"].fillna(False).astype(bool), "conflict_kind"] = \
             ConflictKind.DICOM_TAG_CONFLICT.value
         merged.loc[shaky, "conflict"] = True
+        if "laterality_votes" in merged.columns:   # the reviewer sees both tags' values beside the report's evidence
+            said = merged.loc[shaky, "laterality_votes"]
+            merged.loc[shaky, "evidence"] = [
+                f"{ev or ''} [laterality tags disagree: {v}]".strip() if isinstance(v, str) else ev
+                for ev, v in zip(merged.loc[shaky, "evidence"], said)]
     stats["labels_with_laterality_conflict"] = int(shaky.sum())
 
     view_rows = []
     for img in images.itertuples(index=False):
         conflict = False if pd.isna(img.view_conflict) else bool(img.view_conflict)
+        votes = getattr(img, "view_votes", None)
         rec = view_label(None if pd.isna(img.view) else img.view, None if pd.isna(img.view_source) else img.view_source,
-                         conflict, policy)
+                         conflict, policy, None if votes is None or pd.isna(votes) else votes)
         view_rows.append({**{c: getattr(img, c) for c in CATALOG_COLUMNS}, "task": "view", **_row(rec, version)})
     frame = pd.concat([merged, pd.DataFrame(view_rows)], ignore_index=True) if view_rows else merged
 

@@ -18,7 +18,7 @@ _TASK_VIEW = {"CC": ("CC", False), "MLO": ("MLO", False), "ML": ("MLO", True), "
 
 
 def view_label(view: str | None, view_source: str | None, view_conflict: bool | None,
-               policy: UncertaintyPolicy) -> LabelRecord:
+               policy: UncertaintyPolicy, votes: str | None = None) -> LabelRecord:
     raw = (view or "").strip().upper()
     if not raw:
         return missing("view", "no_view_in_dicom_tags")
@@ -32,6 +32,7 @@ def view_label(view: str | None, view_source: str | None, view_conflict: bool | 
     if view_conflict:
         terms.append(policy.view.conflict)
     return LabelRecord("view", label, combine(*terms), "dicom_tag", f"view.{view_source or 'unknown'}",
-                       f"{view_source}: {raw}" + (" (tags disagree)" if view_conflict else ""),
+                       f"{view_source}: {raw}" + ((f" (tags disagree: {votes})" if votes else " (tags disagree)")
+                                                  if view_conflict else ""),
                        conflict=bool(view_conflict),
                        conflict_kind=ConflictKind.DICOM_TAG_CONFLICT if view_conflict else None, detail=raw if folded else None)

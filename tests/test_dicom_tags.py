@@ -1,7 +1,7 @@
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from curation.dicom_tags import resolve_laterality, resolve_view
+from curation.dicom_tags import resolve_laterality, resolve_view, votes_text
 
 
 def _ds(**tags):
@@ -58,3 +58,11 @@ def test_patient_orientation_is_evidence_of_the_side_and_exposes_a_wrong_image_l
     res = resolve_laterality(_ds(ImageLaterality="L", PatientOrientation=["P", "F"]))
     assert (res.value, res.conflict) == ("L", True)
     assert ("PatientOrientation", "R") in res.seen
+
+
+def test_the_votes_name_every_tag_that_spoke_so_a_reviewer_sees_both_sides_of_a_conflict():
+    lat = resolve_laterality(_ds(ImageLaterality="L", SeriesDescription="R CC"))
+    assert votes_text(lat) == "ImageLaterality=L; SeriesDescription=R"
+    view = resolve_view(_ds(ViewPosition="CC", SeriesDescription="Mammo L MLO (DOE^JANE)"))
+    assert view.conflict and votes_text(view) == "ViewPosition=CC; SeriesDescription=MLO"  # codes, never free text
+    assert votes_text(resolve_view(_ds())) is None

@@ -74,6 +74,8 @@ def test_catalogue_rows_are_pseudonymised_and_carry_tag_provenance(planted_batch
     assert set(cat["patient_pid"]) == {pseudonymise(PHI["PatientID"], "patient", KEY)}
     assert set(cat["laterality_source"]) == {"ImageLaterality"}
     assert set(cat["view_source"]) == {"ViewCodeSequence"}
+    assert cat["view_votes"].str.startswith("ViewCodeSequence=").all()       # every tag that spoke, as codes
+    assert cat["laterality_votes"].str.startswith("ImageLaterality=").all()
     assert cat["breast_key"].str.endswith((":L", ":R")).all()
     assert set(cat["cohort"]) == {"hmi"}
     flat = cat.astype(str).to_csv()

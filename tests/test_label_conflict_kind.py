@@ -80,6 +80,20 @@ def test_disagreeing_view_tags_are_a_dicom_tag_conflict_and_a_review_decision_cl
     assert not row["conflict"] and row["conflict_kind"] is None
 
 
+def test_an_image_whose_tags_disagree_carries_both_tag_values_into_its_labels_evidence():
+    catalog = pd.DataFrame([{"image_key": "i1", "breast_key": "a:L", "accession_key": "a", "patient_pid": "p",
+                             "laterality": "L", "view": "CC", "view_source": "ViewPosition", "view_conflict": True,
+                             "view_votes": "ViewPosition=CC; SeriesDescription=MLO", "laterality_conflict": True,
+                             "laterality_votes": "ImageLaterality=L; SeriesDescription=R"}])
+    breast = pd.DataFrame([{"breast_key": "a:L", "task": "acr", "label": "2", "u": 0.0, "weight": 1.0,
+                            "source": "report", "rule_id": "r", "evidence": "BI-RADS 2", "conflict": False,
+                            "conflict_kind": None, "policy_version": "x", "label_detail": None, "missing_reason": None}])
+    frame, _ = build_image_labels(catalog, breast, POLICY)
+    by_task = frame.set_index("task")["evidence"]
+    assert by_task["view"].endswith("(tags disagree: ViewPosition=CC; SeriesDescription=MLO)")
+    assert by_task["acr"] == "BI-RADS 2 [laterality tags disagree: ImageLaterality=L; SeriesDescription=R]"
+
+
 def test_the_acr_to_malignancy_mapping_is_the_one_breastbin_uses():
     for category in range(1, 7):
         rec = breastbin_label(acr(str(category)), [], EXAM, POLICY)

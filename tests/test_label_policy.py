@@ -169,6 +169,11 @@ def test_view_from_code_sequence_is_certain_and_conflicting_tags_raise_u():
     assert described.u > view_label("MLO", "ViewPosition", False, POLICY).u
 
 
+def test_a_view_conflict_shows_what_each_tag_said():
+    rec = view_label("CC", "ViewPosition", True, POLICY, votes="ViewPosition=CC; SeriesDescription=MLO")
+    assert rec.evidence == "ViewPosition: CC (tags disagree: ViewPosition=CC; SeriesDescription=MLO)"
+
+
 def test_lateral_view_folds_into_mlo_and_unsupported_views_are_missing():
     ml = view_label("ML", "ViewPosition", False, POLICY)
     assert ml.label == "MLO" and ml.detail == "ML"
