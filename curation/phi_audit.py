@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pydicom
 
 from curation.file_keys import PRIVATE_DIR
 from curation.pydicom_privacy import dcmread

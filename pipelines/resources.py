@@ -44,7 +44,8 @@ class PseudonymKeyResource(dg.ConfigurableResource):
 
 
 class ReviewDatabaseResource(dg.ConfigurableResource):
-    """The review app's database, shared by the review assets, the sensor and ``mammo-mtl review serve``."""
+    """The review app's database as the review assets and the sensor see it (the app itself reads the same
+    ``$MAMMO_REVIEW_DB``, through ``review_app.settings``)."""
 
     url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite at $MAMMO_HOME/review/review.db")
 

@@ -320,34 +320,31 @@ def create_app(settings: ReviewSettings, *, pseudonym_key: bytes | None = None) 
         user = require_user(request)
         return render_item(request, user, item_id)
 
-    def _image_of(item_id: int, position: int, render) -> Response | bytes:
-        """The bytes ``render(path, image)`` makes of the item's image at ``position``, or a plain 404."""
+    def _image_response(item_id: int, position: int, render, media_type: str) -> Response:
+        """``render(path, image)`` of the item's image at ``position`` as ``media_type``, or a plain 404."""
         with factory() as session:
             item = session.get(QueueItem, item_id)
         images = json.loads(item.images_json) if item is not None else []
         if not 0 <= position < len(images):
             return Response("no such image", status_code=404, media_type="text/plain")
         try:
-            return render(resolve_cache_path(home.cache, images[position].get("cache_path")), images[position])
+            data = render(resolve_cache_path(home.cache, images[position].get("cache_path")), images[position])
         except ImageUnavailable as exc:
             return Response(str(exc), status_code=404, media_type="text/plain")
+        return Response(data, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
 
     @app.get("/items/{item_id}/images/{position}.png")
     def item_image(request: Request, item_id: int, position: int):
         require_user(request)
-        data = _image_of(item_id, position, lambda path, _image: preview_png(path, settings.preview_height))
-        if isinstance(data, Response):
-            return data
-        return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+        return _image_response(item_id, position, lambda path, _image: preview_png(path, settings.preview_height),
+                               "image/png")
 
     @app.get("/items/{item_id}/images/{position}.dcm")
     def item_dicom(request: Request, item_id: int, position: int):
         """The full-resolution 16-bit image as an identifier-free DICOM for the viewer (review_app.viewer)."""
         require_user(request)
-        data = _image_of(item_id, position, lambda path, image: dicoms.get(path, image["image_key"]))
-        if isinstance(data, Response):
-            return data
-        return Response(data, media_type="application/dicom", headers={"Cache-Control": "private, max-age=3600"})
+        return _image_response(item_id, position, lambda path, image: dicoms.get(path, image["image_key"]),
+                               "application/dicom")
 
     @app.post("/items/{item_id}/decision")
     def decide(request: Request, item_id: int, action: str = Form(""), version: int = Form(-1),

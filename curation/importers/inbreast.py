@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pydicom
 
 from curation.importers.common import CohortWriter, find_one, need_columns, read_table, rewrite_dicom
 from curation.pydicom_privacy import dcmread
