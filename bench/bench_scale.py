@@ -3,42 +3,128 @@
 
     .venv/bin/python bench/bench_scale.py [--patients 5000] [--height 128] [--json out.json]
 
-5000 patients ≈ 20,000 images. Prints one JSON object: per mode seconds, images/s, images/s per
-worker, overhead vs the local pool with the same number of workers; and increment_ratio =
-time(1 % more studies as a new batch) / time(full batch). Wall-clock: run it on an idle machine.
+5000 patients ≈ 20,000 images. Prints one JSON object with, per mode and per phase (catalogue,
+preprocess), wall seconds and **CPU seconds** — the figures that stay meaningful on a shared,
+loaded machine, where wall time mostly measures the neighbours:
+
+* local modes: this process's ``getrusage(RUSAGE_SELF)`` + ``RUSAGE_CHILDREN`` (the spawn pool's
+  workers are joined at the end of each phase, so their CPU is counted in full);
+* Dask modes: every worker's own ``time.process_time()`` and its nanny's, asked before and after
+  with ``client.run``, plus this (client) process, which also runs the LocalCluster's scheduler.
+
+Per mode: images/s and images per CPU-second (per worker), overhead vs the local pool with the same
+number of workers (wall and CPU ratio); and, per mode, the increment ratio = cost(a new batch of 1 %
+more studies, catalogued and preprocessed on its own into the same cache) / cost(full batch),
+in wall and in CPU seconds. ``local_1`` runs in-process (no pool), as the runner does for 1 worker.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from curation.catalog import build_catalog
-from curation.demo_cohort import generate_cohort
-from curation.preprocess.config import PreprocessConfig
-from curation.preprocess.runner import items_from_folder, run
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from curation.catalog import build_catalog  # noqa: E402
+from curation.demo_cohort import generate_cohort  # noqa: E402
+from curation.preprocess.config import PreprocessConfig  # noqa: E402
+from curation.preprocess.runner import items_from_folder, run  # noqa: E402
 
 KEY = b"bench-scale"
 
 
-def one_pass(batch_dir: Path, cache: Path, config: PreprocessConfig, *, workers: int = 1, executor=None) -> dict:
+def _own_cpu() -> float:
+    """CPU seconds (user + system) of this process and of its children that have been waited for."""
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+def _process_cpu() -> tuple[int, float]:  # runs on each Dask worker / nanny: (pid, that process's CPU seconds)
+    return os.getpid(), time.process_time()
+
+
+class CpuClock:
+    """Total CPU seconds of everything that works on the batch: this process (+ joined children),
+    and with a Dask client every worker and nanny process of the cluster, each process counted once
+    (a LocalCluster's nannies and scheduler live in this process; its workers are its children, not
+    waited for until the cluster closes, so never in ``RUSAGE_CHILDREN`` here)."""
+
+    def __init__(self, client=None):
+        self.client = client
+
+    def read(self) -> dict[int, tuple[str, float]]:
+        me = os.getpid()
+        out = {me: ("client", _own_cpu())}
+        if self.client is not None:
+            for role, nanny in (("workers", False), ("nannies", True)):
+                for pid, cpu in self.client.run(_process_cpu, nanny=nanny).values():
+                    out.setdefault(pid, (role, cpu))
+        return out
+
+    def since(self, before: dict[int, tuple[str, float]]) -> dict[str, float]:
+        parts = {"client": 0.0, "workers": 0.0, "nannies": 0.0}
+        for pid, (role, cpu) in self.read().items():
+            parts[role] += cpu - before.get(pid, (role, 0.0))[1]
+        parts["total"] = sum(parts.values())
+        return {k: round(v, 2) for k, v in parts.items()}
+
+
+def _phase(clock: CpuClock, fn):
+    cpu0, t0 = clock.read(), time.perf_counter()
+    out = fn()
+    return out, {"seconds": round(time.perf_counter() - t0, 2), "cpu": clock.since(cpu0)}
+
+
+def one_pass(batch_dir: Path, cache: Path, config: PreprocessConfig, clock: CpuClock, *, workers: int = 1,
+             executor=None) -> dict:
+    catalog, cat = _phase(clock, lambda: build_catalog(batch_dir, batch_dir.name, KEY, workers=workers,
+                                                       executor=executor))
+    result, pre = _phase(clock, lambda: run(items_from_folder(batch_dir / "dicom", KEY, batch_dir.name), cache,
+                                            config, workers=workers, executor=executor, batch=batch_dir.name))
+    return {"images": int(catalog.files_found), "indexed": len(result.index), "quarantined": len(result.quarantine),
+            "seconds": round(cat["seconds"] + pre["seconds"], 2),
+            "cpu_seconds": round(cat["cpu"]["total"] + pre["cpu"]["total"], 2),
+            "catalogue": cat, "preprocess": pre, "load_avg_after": [round(x, 2) for x in os.getloadavg()]}
+
+
+def run_mode(full: Path, inc: Path, cache: Path, config: PreprocessConfig, workers: int, client=None) -> dict:
+    """The full batch, then the 1 % increment batch into the same cache (as the next per-batch run would)."""
     shutil.rmtree(cache, ignore_errors=True)
-    start = time.perf_counter()
-    catalog = build_catalog(batch_dir, batch_dir.name, KEY, workers=workers, executor=executor)
-    result = run(items_from_folder(batch_dir / "dicom"), cache, config, workers=workers, executor=executor)
-    seconds = time.perf_counter() - start
-    return {"images": catalog.files_found, "indexed": len(result.index), "seconds": round(seconds, 2)}
+    clock = CpuClock(client)
+    executor = client.get_executor() if client is not None else None
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    mode = {"workers": workers, "load_avg_before": load_before,
+            **one_pass(full, cache, config, clock, workers=workers, executor=executor)}
+    mode["increment"] = one_pass(inc, cache, config, clock, workers=workers, executor=executor)
+    mode["increment_ratio_wall"] = round(mode["increment"]["seconds"] / mode["seconds"], 4)
+    mode["increment_ratio_cpu"] = round(mode["increment"]["cpu_seconds"] / mode["cpu_seconds"], 4)
+    return mode
+
+
+def summarise(modes: dict) -> None:
+    for m in modes.values():
+        m["images_per_s"] = round(m["images"] / m["seconds"], 2)
+        m["images_per_s_per_worker"] = round(m["images_per_s"] / m["workers"], 2)
+        m["images_per_cpu_s"] = round(m["images"] / m["cpu_seconds"], 2)
+        local = modes.get(f"local_{m['workers']}")
+        if local is not None:
+            m["overhead_vs_local_wall"] = round(m["seconds"] / local["seconds"] - 1, 3)
+            m["overhead_vs_local_cpu"] = round(m["cpu_seconds"] / local["cpu_seconds"] - 1, 3)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--patients", type=int, default=5000)
     ap.add_argument("--height", type=int, default=128, help="stored height of the synthetic DICOM")
     ap.add_argument("--out-height", type=int, default=64, help="preprocessed height H")
+    ap.add_argument("--modes", default="local_1,local_2,dask_1,dask_2")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     from distributed import Client, LocalCluster
@@ -47,27 +133,25 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="mammo-bench-scale-"))
     try:
         full, inc = tmp / "hmi", tmp / "hmi__inc"
-        t0 = time.perf_counter()
-        generate_cohort("hmi", args.patients, 0, full, height=args.height)
-        generate_cohort("hmi", max(1, args.patients // 100), 1, inc, height=args.height)
-        report = {"patients": args.patients, "height": args.height, "out_height": args.out_height,
-                  "generate_seconds": round(time.perf_counter() - t0, 1), "modes": {}}
-        for workers in (1, 2):
-            report["modes"][f"local_{workers}"] = {**one_pass(full, tmp / "cache", config, workers=workers),
-                                                   "workers": workers}
-        for workers in (1, 2):
-            with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                              dashboard_address=None) as cluster, Client(cluster) as client:
-                report["modes"][f"dask_{workers}"] = {**one_pass(full, tmp / "cache", config,
-                                                                 executor=client.get_executor()), "workers": workers}
-        for name, m in report["modes"].items():
-            m["images_per_s"] = round(m["images"] / m["seconds"], 1)
-            m["images_per_s_per_worker"] = round(m["images_per_s"] / m["workers"], 1)
-            local = report["modes"][f"local_{m['workers']}"]
-            m["overhead_vs_local"] = round(m["seconds"] / local["seconds"] - 1, 3)
-        increment = one_pass(inc, tmp / "cache_inc", config, workers=2)
-        report["increment"] = increment
-        report["increment_ratio"] = round(increment["seconds"] / report["modes"]["local_2"]["seconds"], 4)
+        gen_clock = CpuClock()
+        (_, gen) = _phase(gen_clock, lambda: (generate_cohort("hmi", args.patients, 0, full, height=args.height),
+                                              generate_cohort("hmi", max(1, args.patients // 100), 1, inc,
+                                                              height=args.height)))
+        report = {"patients": args.patients, "increment_patients": max(1, args.patients // 100),
+                  "height": args.height, "out_height": args.out_height, "cpu_count": os.cpu_count(),
+                  "generate_seconds": gen["seconds"], "generate_cpu_seconds": gen["cpu"]["total"], "modes": {}}
+        for name in args.modes.split(","):
+            kind, workers = name.split("_")
+            workers = int(workers)
+            if kind == "local":
+                report["modes"][name] = run_mode(full, inc, tmp / "cache", config, workers)
+            else:
+                with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, Client(cluster) as client:
+                    report["modes"][name] = run_mode(full, inc, tmp / "cache", config, workers, client)
+            print(f"{name}: {json.dumps({k: v for k, v in report['modes'][name].items() if k != 'increment'})}",
+                  file=sys.stderr, flush=True)
+        summarise(report["modes"])
         text = json.dumps(report, indent=1)
         print(text)
         if args.json:
