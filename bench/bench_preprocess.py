@@ -7,10 +7,21 @@ this single-threaded process (OpenCV and BLAS pinned to one thread):
             whole image to height H — the least any pipeline must do;
 * ours      ``read_dicom`` + ``preprocess`` (LUTs, mask, flip, crop, resize, pad) -> the 16-bit output
             (x * 65535, what the cache stores; the float32 [0, 1] view is one multiply away);
-* ours+png  the same plus writing the cache entry (16-bit PNG + JSON sidecar) to disk, as the runner does,
-            also set against "floor+write" (the floor's output written the same way);
+* ours+png  the same plus writing the cache entry (16-bit PNG + JSON sidecar) to disk, as the runner does:
+            each write a new file (the runner names entries by sha256 and never writes over one; on ext4,
+            renaming over an existing file also starts its writeback and costs several ms more); also set
+            against "floor+write" (the floor's output written the same way);
 * nyu       decode + the NYU-style crop (``img > 0``, 100 binary erosions, largest component,
             100 binary dilations, scipy.ndimage as in the public code) + one resize of its crop.
+
+Overlap (``--overlap``): the whole sequence of images, one after the other as a runner worker does,
+with the cache write inline or handed to one background thread while the next image is decoded
+(zlib and libpng release the GIL) — wall and CPU seconds of the sequence; the CPU cost cannot shrink,
+only the wall time where a core is idle.
+
+Writers (``--writers N``): the cache write alone, on each image's own output, N times each, interleaved:
+``png16`` (:mod:`curation.preprocess.png16`, what ``write_entry`` uses at level 0) against libpng's
+``cv2.imwrite`` at level 0, no filter (the writer before), both to new files, both + the JSON sidecar.
 
 Tissue kept: for each image, whether each method's crop keeps every generator lesion and how
 many burned-in labels survive (inside the box and not zeroed).
@@ -59,10 +70,18 @@ def floor(path: str, height: int) -> np.ndarray:
     return cv2.resize(arr, (round(w * height / h), height), interpolation=cv2.INTER_AREA)
 
 
+_SERIAL = iter(range(1 << 30))
+
+
+def _fresh(kind: str, path: str) -> str:
+    """A new cache name per write, as in the runner (one entry per sha256, never rewritten)."""
+    return f"{kind}/{Path(path).stem}-{next(_SERIAL)}.png"
+
+
 def floor_write(path: str, height: int, cache_root: Path, png_compression: int) -> None:
     """The floor plus the same cache write, so the write's own cost can be set apart."""
     out = floor(path, height)
-    write_entry(cache_root, f"floor/{Path(path).stem}.png", out, dict.fromkeys(_SIDECAR_FIELDS), png_compression)
+    write_entry(cache_root, _fresh("floor", path), out, dict.fromkeys(_SIDECAR_FIELDS), png_compression)
 
 
 def ours(path: str, config: PreprocessConfig):
@@ -72,9 +91,44 @@ def ours(path: str, config: PreprocessConfig):
 def ours_png(path: str, config: PreprocessConfig, cache_root: Path):
     """What the runner does per new image: decode, preprocess, write the cache entry to disk."""
     res = ours(path, config)
-    write_entry(cache_root, f"bench/{Path(path).stem}.png", res.image16, dict.fromkeys(_SIDECAR_FIELDS),
+    write_entry(cache_root, _fresh("bench", path), res.image16, dict.fromkeys(_SIDECAR_FIELDS),
                 config.png_compression)
     return res
+
+
+def libpng_write(cache_root: Path, rel: str, image: np.ndarray) -> None:
+    """The cache write as it was before png16: cv2.imwrite at level 0, no filter, to a temporary name, renamed."""
+    target = cache_root / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".png")
+    os.close(fd)
+    cv2.imwrite(tmp, image, [cv2.IMWRITE_PNG_COMPRESSION, 0, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE])
+    os.replace(tmp, target)
+    (target.with_suffix(".json")).write_text(json.dumps(dict.fromkeys(_SIDECAR_FIELDS), sort_keys=True))
+
+
+def sequence(paths: list[str], config: PreprocessConfig, cache_root: Path, mode: str) -> tuple[float, float]:
+    """(wall s, CPU s) of the whole sequence: ``floor``, ``inline`` (decode, preprocess, write, next) or
+    ``thread`` (each write handed to one background thread, overlapping the next image's decode)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    c, t = time.process_time(), time.perf_counter()
+    if mode == "floor":
+        for p in paths:
+            floor(p, config.height)
+    elif mode == "inline":
+        for p in paths:
+            ours_png(p, config, cache_root)
+    else:
+        with ThreadPoolExecutor(1) as writer:
+            pending = []
+            for p in paths:
+                res = ours(p, config)
+                pending.append(writer.submit(write_entry, cache_root, _fresh("seq", p), res.image16,
+                                             dict.fromkeys(_SIDECAR_FIELDS), config.png_compression))
+            for f in pending:
+                f.result()
+    return time.perf_counter() - t, time.process_time() - c
 
 
 def nyu_box(arr: np.ndarray) -> tuple[int, int, int, int]:
@@ -151,6 +205,10 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=2048)
     ap.add_argument("--source", choices=["phantom", "demo"], default="phantom")
     ap.add_argument("--nyu-repeats", type=int, default=1, help="the NYU crop takes seconds; 1 run is enough")
+    ap.add_argument("--writers", type=int, default=0, metavar="N",
+                    help="also time the cache write alone N times per image: png16 vs libpng (cv2.imwrite)")
+    ap.add_argument("--overlap", type=int, default=0, metavar="N",
+                    help="also time the whole sequence N times: write inline vs in a background thread")
     ap.add_argument("--out", type=Path, default=None, help="write the per-image results as JSON here")
     args = ap.parse_args()
     config = PreprocessConfig(height=args.height)
@@ -177,11 +235,18 @@ def main() -> None:
                     reg = res.image[max(0, int(y0)):int(np.ceil(y1)), max(0, int(x0)):int(np.ceil(x1))]
                     kept_ours += int(reg.size > 0 and float(reg.max()) > 0)
             f = statistics.median(t_floor)
+            t_w16, t_wlib = [], []
+            for _ in range(args.writers):
+                t_w16.append(_timed(write_entry, Path(tmp), _fresh("w16", path), res.image16,
+                                    dict.fromkeys(_SIDECAR_FIELDS), 0)[0])
+                t_wlib.append(_timed(libpng_write, Path(tmp), _fresh("wlib", path), res.image16)[0])
             rows.append({
                 "image": Path(path).name,
                 "floor_ms": 1000 * f, "ours_ms": 1000 * statistics.median(t_ours),
                 "ours_png_ms": 1000 * statistics.median(t_png), "floor_write_ms": 1000 * statistics.median(t_fw),
                 "ours_png_over_floor_write": statistics.median(t_png) / statistics.median(t_fw),
+                **({"write_png16_ms": 1000 * statistics.median(t_w16), "write_libpng_ms": 1000 * statistics.median(t_wlib),
+                    "png_bytes": res.image16.nbytes} if args.writers else {}),
                 "nyu_ms": 1000 * statistics.median(t for t, _ in t_nyu),
                 "ours_over_floor": statistics.median(t_ours) / f, "ours_png_over_floor": statistics.median(t_png) / f,
                 "nyu_over_floor": statistics.median(t for t, _ in t_nyu) / f,
@@ -202,7 +267,8 @@ def main() -> None:
                   f"{r['labels']} nyu {r['labels_kept_nyu']}/{r['labels']}", flush=True)
         summary = {k: statistics.median(r[k] for r in rows)
                    for k in ("floor_ms", "ours_ms", "ours_png_ms", "nyu_ms", "ours_over_floor",
-                             "ours_png_over_floor", "floor_write_ms", "ours_png_over_floor_write", "nyu_over_floor")}
+                             "ours_png_over_floor", "floor_write_ms", "ours_png_over_floor_write", "nyu_over_floor",
+                             "write_png16_ms", "write_libpng_ms") if k in rows[0]}
         summary.update({"images": len(rows), "source": args.source, "height": args.height,
                         "lesions": sum(r["lesions"] for r in rows),
                         "lesions_in_ours": sum(r["lesions_in_ours"] for r in rows),
@@ -210,6 +276,20 @@ def main() -> None:
                         "labels": sum(r["labels"] for r in rows),
                         "labels_kept_ours": sum(r["labels_kept_ours"] for r in rows),
                         "labels_kept_nyu": sum(r["labels_kept_nyu"] for r in rows)})
+        if args.overlap:
+            paths = [p for p, _, _ in images]
+            seq = {m: [] for m in ("floor", "inline", "thread")}
+            for _ in range(args.overlap):  # interleaved, like the per-image runs
+                for m in seq:
+                    seq[m].append(sequence(paths, config, Path(tmp), m))
+            summary["overlap"] = {
+                f"{m}_{what}_ms_per_image": 1000 * statistics.median(r[i] for r in runs) / len(paths)
+                for m, runs in seq.items() for i, what in enumerate(("wall", "cpu"))}
+            o = summary["overlap"]
+            for what in ("wall", "cpu"):
+                for m in ("inline", "thread"):
+                    o[f"{m}_over_floor_{what}"] = o[f"{m}_{what}_ms_per_image"] / o[f"floor_{what}_ms_per_image"]
+            summary["overlap"]["load_avg"] = list(os.getloadavg())
         print(json.dumps(summary, indent=1))
         if args.out:
             args.out.write_text(json.dumps({"summary": summary, "images": rows}, indent=1))
