@@ -74,7 +74,7 @@ class ModelExecutor:
              "images_per_second": round(len(rows) * config.epochs / max(seconds, 1e-9), 1),
              "best_epoch": result.best_epoch, "selection_metric": result.selection_metric,
              "selected_on_validation": result.selected_on_validation, "width": result.config.width,
-             "tissue_cut_images": result.tissue_cut}, indent=2, sort_keys=True))
+             "tissue_cut_images": result.tissue_cut, "tf_threads": _tf_threads()}, indent=2, sort_keys=True))
         return Path(result.model_path)
 
     def predict(self, model_paths: Sequence[Path], rows: pd.DataFrame, mc_passes: int, latent: bool) -> pd.DataFrame:
@@ -83,6 +83,14 @@ class ModelExecutor:
         frames = [predict(p, rows, self.image_root, mc_passes=mc_passes, return_latent=latent and i == 0)
                   for i, p in enumerate(model_paths)]
         return average_predictions(frames)
+
+
+def _tf_threads() -> dict:
+    """TensorFlow's thread counts for this training (0: TensorFlow's default, all cores)."""
+    import tensorflow as tf
+
+    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
 
 
 def average_predictions(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:

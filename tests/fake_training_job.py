@@ -47,6 +47,19 @@ class FakeExecutor:
         return out
 
 
+class FailingExecutor(FakeExecutor):
+    """Fails every training of ``fail_role`` (e.g. "mtl"), trains the rest like :class:`FakeExecutor`."""
+
+    def __init__(self, fail_role: str):
+        super().__init__()
+        self.fail_role = fail_role
+
+    def train(self, job, rows, out_dir: Path, init_model):
+        if job.role == self.fail_role:
+            raise RuntimeError(f"no {self.fail_role} today")
+        return super().train(job, rows, out_dir, init_model)
+
+
 if __name__ == "__main__":
     from model import training_job
 

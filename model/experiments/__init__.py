@@ -6,6 +6,7 @@
 * :mod:`.specs` — one table row (:class:`RunSpec`) and which rows each table needs (:data:`EXPERIMENTS`).
 * :mod:`.jobs` — content-addressed :class:`TrainJob` / :class:`EvalJob` a row expands into at a seed.
 * :mod:`.runner` — the on-disk cache of models and predictions and :func:`run_experiments`.
+* :mod:`.parallel` — trainings side by side in processes (``mammo-mtl experiments --jobs N``).
 * :mod:`.tables` and :mod:`.seeds` — cells in the paper's layouts; mean ± sd and tests across seeds.
 * :mod:`.runs` and :mod:`.evaluation` — the runs table and the evaluation report of the assets' models.
 
@@ -27,7 +28,7 @@ from model.experiments.budgets import BUDGETS, DATASETS, Budget, budget  # noqa:
 from model.experiments.evaluation import evaluate_every_run, evaluate_runs, verdict  # noqa: F401
 from model.experiments.jobs import EvalJob, TrainJob, _digest, expand, frame_hash, plan_identity, train_config_for  # noqa: F401
 from model.experiments.runner import (  # noqa: F401
-    JOB_FILE, TRUTH_COLUMNS, Executor, Runner, attach_truth, pseudo_labelled, run_experiments)
+    JOB_FILE, TRUTH_COLUMNS, Executor, Runner, attach_truth, pseudo_labelled, run_experiments, table_plan)
 from model.experiments.runs import (  # noqa: F401
     RUN_ROLES, RUNS_COLUMNS, all_runs, append_runs, latest_runs, run_record, runs_table_path)
 from model.experiments.specs import (  # noqa: F401

@@ -15,7 +15,7 @@ from label_mining.training_policies import apply_label_plan, as_object, label_co
 from model import metrics as M
 from model.experiments.budgets import DATASETS, Budget
 from model.experiments.jobs import EvalJob, TrainJob, expand, frame_hash
-from model.experiments.specs import EXPERIMENTS, reference_name, resolve_tables
+from model.experiments.specs import EXPERIMENTS, TableSpec, reference_name, resolve_tables
 from model.experiments.tables import write_tables
 
 
@@ -123,6 +123,18 @@ class Runner:
         return preds
 
 
+def table_plan(key: str, b: Budget, manifest_hashes: Mapping[tuple[str, str], str]
+               ) -> tuple[TableSpec, list[dict[str, EvalJob]]]:
+    """A table's rows (the ensemble row left out when ``b.ensemble_size`` is 1: an "ensemble" of one
+    model is the baseline again) and, per seed, the eval job behind each row."""
+    spec = EXPERIMENTS[key]
+    by_name = {r.name: r for r in spec.runs}
+    if b.ensemble_size == 1 and any(r.role == "ensemble" for r in spec.runs):
+        spec = replace(spec, runs=tuple(r for r in spec.runs if r.role != "ensemble"))
+    return spec, [{r.name: expand(r, b, seed, by_name, manifest_hashes) for r in spec.runs}
+                  for seed in range(b.seeds)]
+
+
 def run_experiments(models_root: Path, tables_root: Path, manifests: Mapping[tuple[str, str], pd.DataFrame],
                     executor: Executor, tables: Sequence[str], b: Budget,
                     log: Callable[[str], None] = print) -> dict[str, list[Path]]:
@@ -135,20 +147,16 @@ def run_experiments(models_root: Path, tables_root: Path, manifests: Mapping[tup
     runner = Runner(models_root, manifests, executor, log)
     written: dict[str, list[Path]] = {}
     for key in resolve_tables(tables):
-        spec = EXPERIMENTS[key]
-        by_name = {r.name: r for r in spec.runs}
-        if b.ensemble_size == 1 and any(r.role == "ensemble" for r in spec.runs):
-            # an "ensemble" of one model is the baseline again: a duplicate row would only mislead
+        spec, plan = table_plan(key, b, hashes)
+        if len(spec.runs) < len(EXPERIMENTS[key].runs):
             log(f"{key}: ensemble_size=1, so the ensemble row is left out (it would repeat the baseline)")
-            spec = replace(spec, runs=tuple(r for r in spec.runs if r.role != "ensemble"))
         ref_name = reference_name(spec)
         datasets = [ds for ds in spec.datasets if not manifests.get(DATASETS[ds], pd.DataFrame()).empty]
         skipped = sorted(set(spec.datasets) - set(datasets))
         if skipped:
             log(f"{key}: no manifest rows for {', '.join(skipped)}; those columns are left out")
         results: dict[str, dict[str, list[dict]]] = {}
-        for seed in range(b.seeds):
-            jobs = {r.name: expand(r, b, seed, by_name, hashes) for r in spec.runs}
+        for seed, jobs in enumerate(plan):
             for ds in datasets:
                 ref = runner.predictions(jobs[ref_name], ds)
                 for r in spec.runs:

@@ -27,6 +27,9 @@ def experiments(
                                     f"benchmark protocol: 3 seeds per arm, tests across seeds; see "
                                     f"bench/README_experiments.md) or paper (the paper's protocol, for a GPU); "
                                     f"default ${BUDGET_ENV} or paper"),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1,
+                             help="Trainings side by side, each in its own process with cores/N TensorFlow "
+                                  "threads (one CPU training keeps about one core busy); 1 trains in this process"),
 ) -> None:
     """Regenerate the paper's tables on the data under $MAMMO_HOME (reports/tables/table_<n>.md + .parquet)."""
     from curation.home import MammoHome
@@ -61,8 +64,20 @@ def experiments(
         console.print(f"[yellow]no manifest rows for test set(s) {missing}: their columns are left out[/]")
     console.print(f"budget {b.name}: H={b.height} W={b.width}, {b.epochs} epochs, {b.seeds} seed(s), "
                   f"ensembles of {b.ensemble_size}, {b.mc_passes} MC passes")
-    written = X.run_experiments(home.models, home.reports / "tables", manifests,
-                                ModelExecutor(home.cache, _val_rows(home)), keys, b, log=console.print)
+    executor = ModelExecutor(home.cache, _val_rows(home))
+    if jobs > 1:
+        from model.experiments import parallel
+
+        threads = parallel.threads_per_training(jobs)
+        try:
+            parallel.train_in_parallel(parallel.training_order(parallel.planned_evals(keys, b, manifests)),
+                                       workers=jobs, threads=threads, models_root=home.models,
+                                       manifests=manifests, executor=executor, log=console.print)
+        except RuntimeError as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(code=1) from exc
+    written = X.run_experiments(home.models, home.reports / "tables", manifests, executor, keys, b,
+                                log=console.print)
     for paths in written.values():
         for p in paths:
             if p.suffix == ".md":
