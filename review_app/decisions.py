@@ -245,8 +245,8 @@ def next_item_id(factory: sessionmaker[Session], user: User, lease_s: int, *, ba
     """The highest-priority open item this annotator has not skipped or read and nobody else holds;
     for adjudicators, disputed double-read items come first.
 
-    Opening an item leases it for ``lease_s`` so concurrent annotators are handed different
-    items; the lease is advisory — correctness rests on the version check, not on it. Under
+    Opening an item leases it — and the other tasks of its target, shown on the same page — for
+    ``lease_s`` so concurrent annotators are handed different targets; the lease is advisory — correctness rests on the version check, not on it. Under
     contention many annotators race for the same first item, so the candidates are tried in
     priority order until one lease sticks; ``None`` means the queue really is empty for them.
     """
@@ -271,9 +271,18 @@ def next_item_id(factory: sessionmaker[Session], user: User, lease_s: int, *, ba
                     update(QueueItem).where(QueueItem.id == candidate, QueueItem.status.in_(statuses), free)
                     .values(lease_user_id=user.id, lease_until=now + timedelta(seconds=lease_s))
                     .execution_options(synchronize_session=False))
-                session.commit()
                 if took.rowcount == 1:
+                    # the target's other tasks go with it: they are decided on the same page
+                    target = session.get(QueueItem, candidate)
+                    session.execute(
+                        update(QueueItem).where(QueueItem.target_level == target.target_level,
+                                                QueueItem.target_key == target.target_key,
+                                                QueueItem.id != candidate, QueueItem.status.in_(statuses), free)
+                        .values(lease_user_id=user.id, lease_until=now + timedelta(seconds=lease_s))
+                        .execution_options(synchronize_session=False))
+                    session.commit()
                     return candidate
+                session.commit()
     return None
 
 

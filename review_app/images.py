@@ -35,15 +35,20 @@ def preview_png(path: Path, height: int) -> bytes:
         raise ImageUnavailable(f"{path.name} is not a readable PNG")
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return preview_from_pixels(image, height, path.name)
+
+
+def preview_from_pixels(image: np.ndarray, height: int, name: str = "image") -> bytes:
+    """The 8-bit preview PNG of decoded cache pixels (one decode serves preview and viewer)."""
     if image.dtype == np.uint16:
         image = np.round(image.astype(np.float32) / 257.0).astype(np.uint8)
     elif image.dtype != np.uint8:
-        raise ImageUnavailable(f"{path.name}: unexpected pixel type {image.dtype}")
+        raise ImageUnavailable(f"{name}: unexpected pixel type {image.dtype}")
     h, w = image.shape
     if h > height:
         new_w = max(1, round(w * height / h))
         image = cv2.resize(image, (new_w, height), interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".png", image)
     if not ok:
-        raise ImageUnavailable(f"{path.name}: PNG encoding failed")
+        raise ImageUnavailable(f"{name}: PNG encoding failed")
     return buf.tobytes()

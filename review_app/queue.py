@@ -22,9 +22,12 @@ model_disagreement          2     a trained model puts >= ``model_disagreement``
 high_uncertainty            3     u >= ``u_threshold`` (hedged wording, junior reader, …)
 ==========================  ====  ==============================================================
 
-Items are ordered by their best (lowest) tier, then by how many reasons apply, then by u
+Items are ranked by their best (lowest) tier, then by how many reasons apply, then by u
 (highest first), then clinical task order (breastbin, acr, density, view), then key — so the
-order is total and the same inputs always give the same queue.
+order is total and the same inputs always give the same queue. The queue is then grouped by
+target: targets in the order of their most urgent item, a target's items consecutive in rank
+order, because the app shows one target (a breast or an image) with all its flagged tasks on
+one page (:mod:`review_app.targets`).
 
 Targets: breast-level tasks (breastbin, acr, density) are reviewed once per breast from
 ``breast_labels``; the image-level ``view`` task once per image from ``image_labels``. An image
@@ -412,6 +415,11 @@ def build_queue(breast_labels: pd.DataFrame, image_labels: pd.DataFrame, *,
     queue["_task"] = queue["task"].map(_TASK_ORDER)
     queue = queue.sort_values(["tier", "n_reasons", "_u", "_task", "target_level", "target_key"],
                               ascending=[True, False, False, True, True, True], kind="mergesort")
+    # one review item per target (review_app.targets): targets ordered by their most urgent task,
+    # a target's tasks consecutive, so the annotator decides them all on one page
+    rank = pd.Series(np.arange(len(queue)), index=queue.index)
+    queue["_target_rank"] = rank.groupby([queue["target_level"], queue["target_key"]]).transform("min")
+    queue = queue.assign(_rank=rank).sort_values(["_target_rank", "_rank"], kind="mergesort")
     if config.max_items is not None:
         queue = queue.head(config.max_items)
     queue["priority"] = np.arange(1, len(queue) + 1, dtype="int32")

@@ -171,10 +171,20 @@ def login(client, username: str, password: str):
                                        "next": "/queue"}, follow_redirects=False)
 
 
-def form_fields(html: str) -> dict[str, str]:
-    """csrf_token, version and decision_id of an item page's decision form."""
-    return {"csrf_token": CSRF_RE.search(html).group(1), "version": VERSION_RE.search(html).group(1),
-            "decision_id": DECISION_ID_RE.search(html).group(1)}
+DECISION_FORM_RE = re.compile(r'<form method="post" action="/items/(\d+)/decision"([^>]*)>(.*?)</form>', re.S)
+
+
+def form_fields(html: str, item_id: int | None = None) -> dict[str, str]:
+    """csrf_token, version and decision_id of a decision form on a target's page: the form of task
+    ``item_id``, by default the focused task's (the one the page's URL names)."""
+    forms = [(int(i), attrs, body) for i, attrs, body in DECISION_FORM_RE.findall(html)]
+    chosen = [f for f in forms if (f[0] == item_id if item_id is not None else 'data-focused="1"' in f[1])]
+    if not chosen:
+        raise LookupError(f"no decision form for {'item ' + str(item_id) if item_id else 'the focused task'} "
+                          f"on this page (forms for items {[f[0] for f in forms]})")
+    body = chosen[0][2]
+    return {"csrf_token": CSRF_RE.search(body).group(1), "version": VERSION_RE.search(body).group(1),
+            "decision_id": DECISION_ID_RE.search(body).group(1)}
 
 
 class ServerProcess:

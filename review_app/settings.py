@@ -13,6 +13,7 @@ from curation.home import MammoHome
 DB_ENV_VAR = "MAMMO_REVIEW_DB"
 SECRET_ENV_VAR = "MAMMO_REVIEW_SECRET"
 DOUBLE_READ_ENV_VAR = "MAMMO_REVIEW_DOUBLE_READ_TIERS"
+PREFETCH_ENV_VAR = "MAMMO_REVIEW_PREFETCH_TARGETS"
 
 
 class ReviewSettings(BaseModel):
@@ -32,6 +33,11 @@ class ReviewSettings(BaseModel):
                                               "goes to an adjudicator")
     lease_s: int = Field(default=300, ge=0, description="How long an opened item is kept out of other "
                                                         "annotators' 'next' so two people rarely review one item")
+    prefetch_targets: int = Field(default=2, ge=0, le=16, description="Queue targets (breasts or images) after "
+                                  "the one served whose viewer images are built in the background, so their "
+                                  "first open is a cache hit (0 = build on request only)")
+    viewer_cache_items: int = Field(default=16, ge=1, le=256, description="Full-resolution viewer images kept "
+                                    "in memory (about 17 MB each at 3328x2560)")
 
     @field_validator("db_url")
     @classmethod
@@ -66,6 +72,12 @@ class ReviewSettings(BaseModel):
             except ValueError:
                 raise ValueError(f"{DOUBLE_READ_ENV_VAR} must be comma-separated tiers such as '0' or "
                                  f"'0,1', got {tiers!r}") from None
+        prefetch = os.environ.get(PREFETCH_ENV_VAR, "").strip()
+        if prefetch and "prefetch_targets" not in overrides:
+            if not prefetch.isdigit():
+                raise ValueError(f"{PREFETCH_ENV_VAR} must be a whole number of queue targets (0 = off), "
+                                 f"got {prefetch!r}")
+            overrides["prefetch_targets"] = int(prefetch)
         return cls(mammo_home=home.root, db_url=url, secret_key=secret, **overrides)
 
 

@@ -4,8 +4,9 @@ The browser viewer (dwv, vendored under ``static/vendor``) reads DICOM. The app 
 original file — its header carries names, IDs and dates — but a new dataset holding only the
 pixels of the preprocessed 16-bit cache PNG at its native resolution (the network's input,
 ``PreprocessConfig.height`` rows, 2048 by default; 3328 when preprocessed at full height), plus
-the geometry and a default window. Built once per image and kept in a small in-memory cache, so
-reopening an item or switching views costs a dictionary look-up.
+the geometry and a default window. Built once per image, ahead of the request where it can be
+(:mod:`review_app.prefetch`), and kept in memory, so opening an item or switching views is usually
+a dictionary look-up.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import base64
 import hashlib
 import io
 import json
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import cv2
@@ -79,25 +78,3 @@ def dicom_bytes(pixels: np.ndarray, image_key: str) -> bytes:
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
-
-
-class DicomCache:
-    """path -> DICOM bytes, least recently used first out (``max_items`` × ~17 MB at 3328×2560)."""
-
-    def __init__(self, max_items: int = 8):
-        self._items: OrderedDict[tuple[str, float], bytes] = OrderedDict()
-        self._max = max_items
-        self._lock = threading.Lock()
-
-    def get(self, path: Path, image_key: str) -> bytes:
-        key = (str(path), path.stat().st_mtime)
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        data = dicom_bytes(read_16bit(path), image_key)
-        with self._lock:
-            self._items[key] = data
-            while len(self._items) > self._max:
-                self._items.popitem(last=False)
-        return data

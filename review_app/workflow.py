@@ -75,9 +75,15 @@ def my_decisions(session: Session, user: User, limit: int = 100) -> list[tuple[D
 
 
 def previous_item_id(session: Session, user: User, before_item: int | None = None) -> int | None:
-    """The item of this annotator's latest decision (other than ``before_item``)."""
+    """The item of this annotator's latest decision on another target than ``before_item``'s (a
+    target's tasks share one page, so "previous" steps back a breast or an image, not a task)."""
     stmt = select(Decision.item_id).where(Decision.user_id == user.id)
-    if before_item is not None:
+    current = session.get(QueueItem, before_item) if before_item is not None else None
+    if current is not None:
+        same = select(QueueItem.id).where(QueueItem.target_level == current.target_level,
+                                          QueueItem.target_key == current.target_key)
+        stmt = stmt.where(Decision.item_id.not_in(same))
+    elif before_item is not None:
         stmt = stmt.where(Decision.item_id != before_item)
     return session.scalar(stmt.order_by(Decision.id.desc()).limit(1))
 

@@ -57,6 +57,11 @@ def decide(client, iid: int, action: str, fields: dict | None = None):
     return client.post(f"/items/{iid}/decision", data=data, follow_redirects=False)
 
 
+def evidence_of(html: str, iid: int) -> str:
+    """The report block a target's page shows for task ``iid`` (each task highlights its own evidence)."""
+    return html.split(f'<div class="evidence-of" data-item="{iid}"', 1)[1].split('<div class="evidence-of"', 1)[0]
+
+
 def decisions(app) -> list[Decision]:
     with app.state.session_factory() as session:
         return list(session.scalars(select(Decision).order_by(Decision.id)))
@@ -71,9 +76,12 @@ def test_landing_page_answers_without_login(sample):
 def test_queue_lists_pathology_conflict_first_with_progress(alice):
     page = alice.get("/queue")
     assert page.status_code == 200
-    rows = re.findall(r"<tr>\s*<td>(\d+)</td><td>([^<]+)</td>", page.text)
-    assert [int(p) for p, _ in rows] == [1, 2, 3]
-    assert rows[0][1] == "Malignancy"
+    rows = re.findall(r'<tr class="target-row" data-tasks="(\d+)">\s*<td>(\d+)</td><td>([^<]+)</td>\s*<td>(.*?)</td>',
+                      page.text, flags=re.S)
+    # one row per breast: the left breast's malignancy (pathology conflict) and density, then the right's ACR
+    assert [(int(n), int(p), level) for n, p, level, _ in rows] == [(2, 1, "breast"), (1, 2, "breast")]
+    assert re.findall(r'<span class="queued-task">([^(]+) \(', rows[0][3]) == ["Malignancy", "Breast density"]
+    assert re.findall(r'<span class="queued-task">([^(]+) \(', rows[1][3]) == ["ACR / BI-RADS category"]
     assert "pathology disagrees with the report" in page.text
     assert "0 of 3 flagged labels decided" in re.sub(r"</?strong>", "", page.text)
 
@@ -87,9 +95,10 @@ def test_item_page_shows_report_with_evidence_highlighted_and_no_raw_identifiers
     page = alice.get(f"/items/{item_id(sample[1], 'breastbin')}")
     assert page.status_code == 200
     # a biopsy label: its evidence is the pathology row, the report's assessment is what contradicts it
-    assert re.search(r'<dd id="pathology"><strong>biopsy</strong>: biopsy 2020-01-20: benign</dd>', page.text)
-    assert re.search(r'<mark class="related"[^>]*>BI-RADS 5</mark>', page.text)
-    assert "<mark>" not in page.text.split('class="report-text"', 1)[1]   # no report sentence claims to be it
+    evidence = evidence_of(page.text, item_id(sample[1], "breastbin"))
+    assert re.search(r'<dd class="pathology"><strong>biopsy</strong>: biopsy 2020-01-20: benign</dd>', page.text)
+    assert re.search(r'<mark class="related"[^>]*>BI-RADS 5</mark>', evidence)
+    assert "<mark>" not in evidence.split('class="report-text"', 1)[1]   # no report sentence claims to be it
     assert "spiculated mass upper outer quadrant" in page.text  # the report text itself
     for accession, patient, *_ in REPORTS:                     # raw identifiers never appear
         assert accession not in page.text and patient not in page.text
@@ -110,7 +119,8 @@ def test_image_endpoint_serves_a_downscaled_8_bit_png(tmp_path):
 def test_confirm_records_who_when_previous_value_and_app_version(sample, alice):
     iid = item_id(sample[1], "breastbin")
     response = decide(alice, iid, "confirm")
-    assert response.status_code == 303 and response.headers["location"] == "/next"
+    # the same breast's density is flagged too: the annotator stays on this breast's page for it
+    assert response.status_code == 303 and response.headers["location"] == f"/items/{item_id(sample[1], 'density')}"
     (d,) = decisions(sample[1])
     assert (d.annotator, d.decision, d.label, d.previous_label, d.previous_u, d.app_version) == \
            ("alice", "confirm", "0", "0", pytest.approx(0.3), APP_VERSION)
@@ -239,7 +249,8 @@ def test_a_span_is_highlighted_only_in_the_report_it_was_mined_from(sample, alic
     second = frame.iloc[[0]].assign(report_text="Second reader: left mass, BI-RADS 4.", reader_level="junior")
     pd.concat([frame, second]).to_csv(reports_csv, index=False)   # row 2: same study, another reader
     page = alice.get(f"/items/{item_id(app, 'density')}").text
-    first, second = re.findall(r'<div class="report-text">(.*?)</div>', page, flags=re.S)
+    first, second = re.findall(r'<div class="report-text">(.*?)</div>', evidence_of(page, item_id(app, "density")),
+                               flags=re.S)
     assert "<mark>B-C</mark>" in first
     assert second == "Second reader: left mass, BI-RADS 4."
 

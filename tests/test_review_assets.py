@@ -39,7 +39,8 @@ def test_review_queue_asset_writes_the_queue_and_loads_it_into_the_app(home):
     result = materialise(review_queue, home)
     assert result.success
     queue = pd.read_parquet(home.labels / "review_queue.parquet")
-    assert list(queue["task"]) == ["breastbin", "acr", "density"]
+    # the left breast's two tasks together (its pathology conflict is the most urgent), then the right's
+    assert list(queue["task"]) == ["breastbin", "density", "acr"]
     meta = result.asset_materializations_for_node("review_queue")[0].metadata
     assert meta["dagster/row_count"].value == 3 and meta["app_added"].value == 3
     # a rebuild with a stricter threshold deactivates what is no longer flagged, adds nothing

@@ -252,3 +252,22 @@ def test_a_biopsy_label_highlights_no_report_sentence_as_its_evidence():
     queue = build_queue(b, i, mentions=pd.DataFrame([_mention("L", 30, 57, value="5")]))
     assert queue["span_start"].isna().all()
     assert json.loads(queue["related_spans"].iloc[0]) == [[0, 30, 57]]   # the contradicting assessment
+
+
+def test_a_targets_tasks_are_consecutive_and_targets_follow_their_most_urgent_task():
+    # breast A: a pathology conflict (tier 0) and a hedged density; breast B: a hedged ACR more
+    # uncertain than A's density — B's ACR still comes after both of A's tasks
+    breast = pd.DataFrame([
+        dict(breast_key="A:L", accession_key="A", task="breastbin", label="0", u=0.3, source="biopsy",
+             rule_id="r", evidence="biopsy: benign", conflict=True, conflict_kind="report_vs_pathology", batch="b"),
+        dict(breast_key="A:L", accession_key="A", task="density", label="B", u=0.6, source="report",
+             rule_id="r", evidence="probably B", conflict=False, conflict_kind=None, batch="b"),
+        dict(breast_key="B:R", accession_key="B", task="acr", label="3", u=0.9, source="report",
+             rule_id="r", evidence="ACR 3", conflict=False, conflict_kind=None, batch="b"),
+    ])
+    images = pd.DataFrame(columns=["image_key", "breast_key", "task", "label", "u", "source", "rule_id",
+                                   "evidence", "conflict", "conflict_kind", "batch"])
+    queue = build_queue(breast, images)
+    assert list(zip(queue["target_key"], queue["task"])) == [("A:L", "breastbin"), ("A:L", "density"),
+                                                             ("B:R", "acr")]
+    assert list(queue["priority"]) == [1, 2, 3]
