@@ -15,12 +15,14 @@ loaded machine, where wall time mostly measures the neighbours:
 Per mode: images/s and images per CPU-second (per worker), overhead vs the local pool with the same
 number of workers (wall and CPU ratio); and, per mode, the increment ratio = cost(a new batch of 1 %
 more studies, catalogued and preprocessed on its own into the same cache) / cost(full batch),
-in wall and in CPU seconds. ``local_1`` runs in-process (no pool), as the runner does for 1 worker.
+in wall and in CPU seconds; and whether every mode gave the same index and quarantine rows
+(``outputs_sha256``, ``identical_outputs``). ``local_1`` runs in-process (no pool), as the runner does for 1 worker.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -88,7 +90,9 @@ def one_pass(batch_dir: Path, cache: Path, config: PreprocessConfig, clock: CpuC
                                                        executor=executor))
     result, pre = _phase(clock, lambda: run(items_from_folder(batch_dir / "dicom", KEY, batch_dir.name), cache,
                                             config, workers=workers, executor=executor, batch=batch_dir.name))
+    digest = hashlib.sha256(result.index.to_csv(index=False).encode() + result.quarantine.to_csv(index=False).encode())
     return {"images": int(catalog.files_found), "indexed": len(result.index), "quarantined": len(result.quarantine),
+            "outputs_sha256": digest.hexdigest()[:16],
             "seconds": round(cat["seconds"] + pre["seconds"], 2),
             "cpu_seconds": round(cat["cpu"]["total"] + pre["cpu"]["total"], 2),
             "catalogue": cat, "preprocess": pre, "load_avg_after": [round(x, 2) for x in os.getloadavg()]}
@@ -125,11 +129,19 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=128, help="stored height of the synthetic DICOM")
     ap.add_argument("--out-height", type=int, default=64, help="preprocessed height H")
     ap.add_argument("--modes", default="local_1,local_2,dask_1,dask_2")
+    ap.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="set (or with NAME= unset) a variable of distributed.nanny.pre-spawn-environ for the "
+                         "Dask workers, e.g. MALLOC_TRIM_THRESHOLD_= to drop Dask's default of 65536")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    import dask
     from distributed import Client, LocalCluster
 
-    config = PreprocessConfig(height=args.out_height, mask_height=min(64, args.out_height))
+    for item in args.worker_env:
+        name, _, value = item.partition("=")
+        dask.config.set({f"distributed.nanny.pre-spawn-environ.{name}": value or None})
+
+    config = PreprocessConfig(height=args.out_height, mask_height=min(512, args.out_height))
     tmp = Path(tempfile.mkdtemp(prefix="mammo-bench-scale-"))
     try:
         full, inc = tmp / "hmi", tmp / "hmi__inc"
@@ -139,6 +151,7 @@ def main() -> None:
                                                               height=args.height)))
         report = {"patients": args.patients, "increment_patients": max(1, args.patients // 100),
                   "height": args.height, "out_height": args.out_height, "cpu_count": os.cpu_count(),
+                  "dask_worker_environ": dict(dask.config.get("distributed.nanny.pre-spawn-environ")),
                   "generate_seconds": gen["seconds"], "generate_cpu_seconds": gen["cpu"]["total"], "modes": {}}
         for name in args.modes.split(","):
             kind, workers = name.split("_")
@@ -152,6 +165,8 @@ def main() -> None:
             print(f"{name}: {json.dumps({k: v for k, v in report['modes'][name].items() if k != 'increment'})}",
                   file=sys.stderr, flush=True)
         summarise(report["modes"])
+        report["identical_outputs"] = len({(m["outputs_sha256"], m["increment"]["outputs_sha256"])
+                                           for m in report["modes"].values()}) == 1
         text = json.dumps(report, indent=1)
         print(text)
         if args.json:
