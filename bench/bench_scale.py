@@ -17,6 +17,8 @@ number of workers (wall and CPU ratio); and, per mode, the increment ratio = cos
 more studies, catalogued and preprocessed on its own into the same cache) / cost(full batch),
 in wall and in CPU seconds; and whether every mode gave the same index and quarantine rows
 (``outputs_sha256``, ``identical_outputs``). ``local_1`` runs in-process (no pool), as the runner does for 1 worker.
+The fan-out's knobs (chunk target, pool threshold) and the Dask workers' environment can be set back to the
+old behaviour (``--task-target-s 0``, ``--pool-min-work-s 0``, ``--dask-default-env``) for before/after runs.
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from curation import fanout  # noqa: E402
 from curation.catalog import build_catalog  # noqa: E402
 from curation.demo_cohort import generate_cohort  # noqa: E402
 from curation.preprocess.config import PreprocessConfig  # noqa: E402
 from curation.preprocess.runner import items_from_folder, run  # noqa: E402
+from pipelines.local_services import WORKER_ENVIRON  # noqa: E402
 
 KEY = b"bench-scale"
 
@@ -132,14 +136,25 @@ def main() -> None:
     ap.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
                     help="set (or with NAME= unset) a variable of distributed.nanny.pre-spawn-environ for the "
                          "Dask workers, e.g. MALLOC_TRIM_THRESHOLD_= to drop Dask's default of 65536")
+    ap.add_argument("--dask-default-env", action="store_true",
+                    help="start the Dask workers with Dask's own environment (MALLOC_TRIM_THRESHOLD_=65536), not "
+                         "with pipelines.local_services.WORKER_ENVIRON (as local_dask_cluster does)")
+    ap.add_argument("--task-target-s", type=float, default=fanout.TASK_TARGET_S,
+                    help="estimated work per fan-out task (curation.fanout); 0 = one file per task (the old way)")
+    ap.add_argument("--pool-min-work-s", type=float, default=fanout.POOL_MIN_WORK_PER_WORKER_S,
+                    help="estimated work per worker below which a batch runs in-process; 0 = always a pool")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     import dask
     from distributed import Client, LocalCluster
 
+    fanout.TASK_TARGET_S = args.task_target_s
+    fanout.POOL_MIN_WORK_PER_WORKER_S = args.pool_min_work_s
+    worker_env = {} if args.dask_default_env else dict(WORKER_ENVIRON)
     for item in args.worker_env:
         name, _, value = item.partition("=")
-        dask.config.set({f"distributed.nanny.pre-spawn-environ.{name}": value or None})
+        worker_env[name] = value or None
+    dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in worker_env.items()})
 
     config = PreprocessConfig(height=args.out_height, mask_height=min(512, args.out_height))
     tmp = Path(tempfile.mkdtemp(prefix="mammo-bench-scale-"))
@@ -152,6 +167,8 @@ def main() -> None:
         report = {"patients": args.patients, "increment_patients": max(1, args.patients // 100),
                   "height": args.height, "out_height": args.out_height, "cpu_count": os.cpu_count(),
                   "dask_worker_environ": dict(dask.config.get("distributed.nanny.pre-spawn-environ")),
+                  "task_target_s": fanout.TASK_TARGET_S, "pool_min_work_per_worker_s": fanout.POOL_MIN_WORK_PER_WORKER_S,
+                  "load_avg_start": [round(x, 2) for x in os.getloadavg()],
                   "generate_seconds": gen["seconds"], "generate_cpu_seconds": gen["cpu"]["total"], "modes": {}}
         for name in args.modes.split(","):
             kind, workers = name.split("_")

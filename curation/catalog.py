@@ -31,7 +31,7 @@ from pydicom.errors import InvalidDicomError
 
 from curation.dicom_read import DEFAULT_MAX_PIXELS, HeaderValueError, check_pixel_budget, int_tag, truncation
 from curation.dicom_tags import resolve_laterality, resolve_view, votes_text
-from curation.fanout import map_jobs
+from curation.fanout import JobCost, map_jobs
 from curation.file_keys import lookup_frame
 from curation.home import cohort_of_batch
 from curation.parquet_io import write_frame
@@ -276,6 +276,10 @@ def _quarantine_row(batch: str, fkey: str, code: str, detail: str, sha: str | No
             "message": message, "sha256": sha}
 
 
+# one core, header read + sha256 of the file (measured: 1.4 ms at 0.02 MB, 9.7 ms at 15 MB per file)
+CATALOGUE_COST = JobCost(base_s=0.001, per_mb_s=0.0006)
+
+
 def _worker(args) -> dict:
     """Top-level and picklable: what an executor runs for one file."""
     entry, batch_root, batch, key, max_pixels = args
@@ -297,8 +301,9 @@ def build_catalog(batch_root: Path, batch: str, key: bytes, *, workers: int = 1,
         return {"reject": _quarantine_row(batch, file_key(batch, job[0].rel, key), "unexpected_error",
                                           _describe(exc, job[0]), None)}
 
+    job_s = CATALOGUE_COST.estimate([e.path(batch_root) for e in entries if e.problem is None])
     results = map_jobs(_worker, jobs, workers=workers, executor=executor, on_error=lost, progress=progress,
-                       min_parallel=33)
+                       job_s=job_s, what="files to catalogue")
 
     rows, rejects, seen_uid = [], [], {}
     for res in results:  # entries are sorted, so "the earlier file" is well defined

@@ -1,11 +1,16 @@
 """``dask`` resource: per-image fan-out inside an asset (cataloguing, preprocessing) on a Dask cluster.
 
 With no address (the default; or ``$MAMMO_DASK_ADDRESS`` unset) the assets use their local process
-pool of ``workers``. With an address, every file of the batch is one task on that cluster through
+pool of ``workers``. With an address, the batch's files go to that cluster in chunks (~0.1 s of work
+per task, at least 4 tasks per worker thread; ``curation.fanout``) through
 ``distributed.Client.get_executor()``; results come back in input order, so the tables are the same
-bytes as with the local pool, and a file whose task fails (or whose worker dies) is quarantined
-with a reason while the batch goes on. The workers need this package installed and the batch's
-files at the same path (shared storage), as for the Dask executor.
+bytes as with the local pool, and a file whose job fails (or whose worker dies) is quarantined
+with a reason while the batch goes on — its chunk-mates are re-run alone, not lost. The workers need
+this package installed and the batch's files at the same path (shared storage), as for the Dask
+executor. Start them without Dask's default ``MALLOC_TRIM_THRESHOLD_=65536`` (set
+``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_: null`` in their Dask config, as
+``pipelines.local_services.local_dask_cluster`` does): it doubled the workers' preprocessing CPU at
+1024-px images (bench/README_scale.md).
 """
 
 from __future__ import annotations

@@ -90,13 +90,32 @@ def throwaway_postgres(db: str = "dagster") -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+# Dask's default worker environment sets MALLOC_TRIM_THRESHOLD_=65536 (distributed.nanny.pre-spawn-environ).
+# Setting it at all switches off glibc's dynamic mmap threshold, so every large image buffer becomes a fresh mmap
+# with fresh page faults: it doubled the workers' preprocessing CPU at 1024-px images (bench/README_scale.md).
+# None = not set in the workers (an explicit value in the nanny's own environment still wins, as in Dask).
+WORKER_ENVIRON = {"MALLOC_TRIM_THRESHOLD_": None}
+
+
+@contextmanager
+def dask_worker_environ(extra: dict[str, str | None] | None = None) -> Iterator[None]:
+    """Dask config for worker processes spawned inside this block: :data:`WORKER_ENVIRON` (+ ``extra``)."""
+    import dask
+
+    env = {**WORKER_ENVIRON, **(extra or {})}
+    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in env.items()}):
+        yield
+
+
 @contextmanager
 def local_dask_cluster(workers: int = 2, threads_per_worker: int = 1) -> Iterator[str]:
-    """A ``distributed.LocalCluster`` of worker processes on 127.0.0.1 (no dashboard); yields its address."""
+    """A ``distributed.LocalCluster`` of worker processes on 127.0.0.1 (no dashboard, no malloc-trim
+    setting in the workers); yields its address."""
     from distributed import LocalCluster
 
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-                           host="127.0.0.1", dashboard_address=None, silence_logs=40)
+    with dask_worker_environ():  # the nannies read it when they are created, and reuse it on a restart
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
+                               host="127.0.0.1", dashboard_address=None, silence_logs=40)
     try:
         yield cluster.scheduler_address
     finally:

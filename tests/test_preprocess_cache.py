@@ -86,7 +86,10 @@ def test_an_incomplete_entry_without_its_sidecar_is_recomputed(dicom_dir, tmp_pa
     assert (again.processed, again.reused) == (1, 1)
 
 
-def test_two_worker_processes_give_the_same_index_as_one(dicom_dir, tmp_path):
+def test_two_worker_processes_give_the_same_index_as_one(dicom_dir, tmp_path, monkeypatch):
+    from curation import fanout
+
+    monkeypatch.setattr(fanout, "POOL_MIN_WORK_PER_WORKER_S", 0.0)  # a real pool, though the batch is tiny
     one = run(items_from_folder(dicom_dir), tmp_path / "one", CONFIG, workers=1)
     two = run(items_from_folder(dicom_dir), tmp_path / "two", CONFIG, workers=2)
     pd.testing.assert_frame_equal(one.index, two.index)

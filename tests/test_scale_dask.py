@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+import pandas as pd
 import pytest
 
 from curation.home import MammoHome
@@ -101,9 +102,8 @@ def test_fan_out_inside_the_assets_matches_the_local_pool_byte_for_byte(cluster,
                                                                  run_config=config, raise_on_error=False)
     assert result.success
     assert compare(reference[1], output_digests(home)) == []
-    # each file was a task on the cluster: catalogue (curation.catalog._worker) and cache (runner._star);
-    # Dask names a task prefix without the leading underscore
-    assert {"worker", "star"} <= _task_prefixes(cluster)
+    # the files went to the cluster in chunks (curation.fanout.run_chunk), not one task per file
+    assert "run_chunk" in _task_prefixes(cluster)
 
 
 def test_a_file_that_fails_on_a_worker_is_quarantined_with_a_reason_and_the_batch_goes_on(cluster, reference):
@@ -127,3 +127,33 @@ def test_a_file_that_fails_on_a_worker_is_quarantined_with_a_reason_and_the_batc
     assert len(bad.quarantine) == len(good.quarantine) + 1
     assert set(bad.quarantine["reason_code"]) - set(good.quarantine["reason_code"]) <= {"missing_file",
                                                                                          "unexpected_error"}
+    # only that file: its chunk-mates' rows are the good run's
+    assert set(bad.quarantine["file_key"]) - set(good.quarantine["file_key"]) == {items[1].file_key}
+    kept = good.index[good.index["file_key"] != items[1].file_key].reset_index(drop=True)
+    pd.testing.assert_frame_equal(bad.index.drop(columns="cache_path"), kept.drop(columns="cache_path"))
+
+
+def test_a_job_that_raises_inside_a_chunk_on_a_worker_is_the_only_one_in_error(cluster):
+    import operator
+    from functools import partial
+
+    from distributed import Client
+
+    from curation.fanout import chunk_size, map_jobs
+
+    jobs = [4, 2, 0, 1] * 10
+    assert chunk_size(len(jobs), 2, 0.01) == 5  # chunks of 5: every chunk holds a failing job
+    with Client(cluster, set_as_default=False) as client:
+        out = map_jobs(partial(operator.truediv, 1.0), jobs, executor=client.get_executor(), job_s=0.01,
+                       on_error=lambda job, exc: ("quarantine", job, type(exc).__name__))
+    assert [o for o in out if isinstance(o, tuple)] == [("quarantine", 0, "ZeroDivisionError")] * 10
+    assert [o for o in out if not isinstance(o, tuple)] == [1.0 / j for j in jobs if j]
+
+
+def test_our_local_cluster_workers_run_without_dasks_malloc_trim_threshold(cluster):
+    from distributed import Client
+
+    assert "MALLOC_TRIM_THRESHOLD_" not in os.environ  # the nanny's own environment would win
+    with Client(cluster, set_as_default=False) as client:
+        seen = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_", "unset"))
+    assert len(seen) == 2 and set(seen.values()) == {"unset"}

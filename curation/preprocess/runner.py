@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from curation.decode import DecodeError, read_dicom
-from curation.fanout import map_jobs
+from curation.fanout import JobCost, map_jobs
 from curation.file_keys import lookup_frame
 from curation.preprocess import cache as C
 from curation.preprocess.config import PreprocessConfig
@@ -98,6 +98,10 @@ def _unexpected(base: dict, exc: BaseException, path: str) -> dict:
             "message": _scrub(f"{type(exc).__name__}: {str(exc)[:300]}{where}", path)[:500]}
 
 
+# one core, decode + preprocess + cache write (measured: 2.0 ms at 0.02 MB, 35 ms at 15 MB per file)
+PREPROCESS_COST = JobCost(base_s=0.002, per_mb_s=0.0022)
+
+
 def _star(args):
     """Top-level and picklable: what an executor runs for one image."""
     return _process_one(*args)
@@ -131,7 +135,9 @@ def run(items: list[WorkItem], root: str | os.PathLike, config: PreprocessConfig
                                           "stage": "preprocess", "sha256": it.sha256}, exc, it.path)
 
     try:
-        outcomes = map_jobs(_star, args, workers=workers, executor=executor, on_error=lost, progress=tick)
+        job_s = PREPROCESS_COST.estimate([it.path for it in items if not it.problem])
+        outcomes = map_jobs(_star, args, workers=workers, executor=executor, on_error=lost, progress=tick,
+                            job_s=job_s, what="images to preprocess")
     finally:
         if bar:
             bar.stop()
