@@ -5,10 +5,10 @@ The flow per chunk of reports (see :mod:`label_mining.pipeline` for the streamin
 1. :mod:`text_hygiene` — length-preserving clean-up, reason when nothing can be read;
 2. :mod:`sectioniser` — sections, laterality sub-sections, sentences (regex, whole text);
 3. :mod:`prescan` — keep only the sentences that can carry a label (regex);
-4. spaCy — ``spacy.blank("en")`` + mammography tokenizer exceptions, ``mammo_entities`` (phrase
-   matcher + value grammars) and ``mammo_context`` (ConText modifiers), run ONCE per chunk on a
-   Doc made of the kept sentences of all its reports (sentence bounds in ``user_data``): one
-   tokenizer call and one matcher pass instead of one per sentence;
+4. :mod:`sentence_reading` — spaCy (``spacy.blank("en")`` + mammography tokenizer rules,
+   ``mammo_entities``: phrase matcher + value grammars, ``mammo_context``: ConText modifiers) over
+   the kept sentences of a chunk's reports, 64 per Doc (sentence bounds in ``user_data``), each
+   distinct (sentence, section) once: what a sentence says by itself is kept in a bounded LRU;
 5. laterality attribution per entity (clause, sentence, laterality heading, previous sentence
    of the section, else both breasts), on character offsets read from Doc arrays.
 """
@@ -20,33 +20,21 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from spacy.attrs import IDX, LENGTH
 from spacy.language import Language
 
 from label_mining import context_rules as _context_rules  # noqa: F401  registers mammo_context
 from label_mining import entity_matcher as _entity_matcher  # noqa: F401  registers mammo_entities
-from label_mining.entity_rules import (ASSESSMENT, DENSITY, DENSITY_NUMERALS, FINDING_DENSITY_WORDS, LATERALITY,
-                                      LATERALITY_WORDS, RULES_BY_ID)
+from label_mining.entity_rules import ASSESSMENT, DENSITY
 from label_mining.prescan import Prescan, sides_named
+from label_mining.sentence_reading import DEFAULT_CACHE_SIZE, SentenceReader, SentenceReading
 from label_mining.sectioniser import split_sections, split_sentences
 from label_mining.spacing import original_offset, space_punctuation
 from label_mining.text_hygiene import clean_report_text
 from label_mining.tokenizer import blank_mammography_nlp
 from label_mining.uncertainty_policy import ParserPolicy
 
-# clause breaks for side attribution: "BI-RADS 1 right, BI-RADS 4 left", "L: BI-RADS 6 / R: BI-RADS 2"
-_CLAUSE_BREAK = re.compile(r"[,;|]| / |\.\s")
 _WORD = re.compile(r"[A-Za-z]+")
-_DENSITY_TOPIC = re.compile(r"(?:(\S+)\s+)?(densit|composition|parenchym)", re.IGNORECASE)
 _WHITESPACE_RUN = re.compile(r"\s{2,}|[\t\n\r\f\v]")
-# Sentences per spaCy Doc. One Doc per sentence costs ~20 us of Doc overhead each; one Doc per
-# chunk makes spaCy's special-case retokenisation superlinear (measured 8x slower per sentence at
-# 5,000 sentences); a few dozen sentences per Doc is the flat part of that curve.
-SENTENCES_PER_DOC = 64
-_SEPARATOR = " "    # between sentences in a Doc; bounds are token indices (a newline or a double space here
-                    # defeats spaCy's tokenizer cache: 5-20x slower)
-
-
 def _compact(sentence: str) -> tuple[str, list[int] | None]:
     """Collapse whitespace runs to one space (spaCy turns extra spaces into tokens that break
     phrases: "BI-RADS\\n  4"), with a map back to the original offsets; None when nothing changed."""
@@ -116,16 +104,16 @@ class _Candidate:
     text: str                       # compacted sentence text
     offsets: list[int] | None       # compacted -> original offsets
     previous: list[tuple[int, int]]  # earlier sentences of the same section (for carrying a side)
-    doc_start: int = 0              # char offset of this sentence in the chunk Doc
 
 
 class ReportParser:
     """Build once per process (spaCy pipeline + compiled matchers); call :meth:`parse_many` per chunk."""
 
-    def __init__(self, policy: ParserPolicy | None = None, context_rules_path: str | None = None):
+    def __init__(self, policy: ParserPolicy | None = None, context_rules_path: str | None = None,
+                 sentence_cache_size: int = DEFAULT_CACHE_SIZE):
         self.policy = policy or ParserPolicy()
         self.nlp = build_nlp(context_rules_path, set_ents=False)
-        self._components = [proc for _, proc in self.nlp.pipeline]
+        self.reader = SentenceReader(self.nlp, self.policy, sentence_cache_size)
 
     def parse(self, text) -> ParsedReport:
         return self.parse_many([text])[0]
@@ -175,78 +163,29 @@ class ReportParser:
             parsed.n_label_sentences = kept
             if kept >= self.policy.max_label_sentences:
                 parsed.notes = parsed.notes + ("label_sentence_limit",)
-        for i in range(0, len(candidates), SENTENCES_PER_DOC):
-            self._run_spacy(candidates[i:i + SENTENCES_PER_DOC], cleaned, results, originals, inserted)
+        self._read(candidates, results, cleaned, originals, inserted)
         for parsed in results:
             if parsed.reason is None and not any(m.type in (ASSESSMENT, DENSITY) for m in parsed.mentions):
                 parsed.reason = "no_label_statements"
         return results
 
     # ------------------------------------------------------------------------------------
-    def _run_spacy(self, candidates: list[_Candidate], cleaned: list[str], results: list[ParsedReport],
-                   originals: list[str], inserted: list[list[int]]) -> None:
-        pos, parts = 0, []
-        for c in candidates:
-            c.doc_start = pos
-            parts.append(c.text)
-            pos += len(c.text) + len(_SEPARATOR)
-        doc = self.nlp.make_doc(_SEPARATOR.join(parts))
-        arr = doc.to_array([IDX, LENGTH])
-        idx = arr[:, 0].tolist()
-        length = arr[:, 1].tolist()
-        tok_starts = [bisect.bisect_left(idx, c.doc_start) for c in candidates]
-        bounds = []
-        for k, c in enumerate(candidates):
-            end = tok_starts[k + 1] if k + 1 < len(candidates) else len(doc)
-            bounds.append((tok_starts[k], end, c.section))
-        doc.user_data["sentences"] = bounds
-        for proc in self._components:
-            doc = proc(doc)
-        per_sentence: dict[int, list] = {}
-        for ent in doc.user_data["entities"]:
-            per_sentence.setdefault(bisect.bisect_right(tok_starts, ent[0]) - 1, []).append(ent)
-        context = doc.user_data["context"]
-        for k, ents in per_sentence.items():
-            cand = candidates[k]
-            spans = [(idx[s] - cand.doc_start, idx[e - 1] + length[e - 1] - cand.doc_start, s, e, rule_id, etype,
-                      vals, is_range) for s, e, rule_id, etype, vals, is_range in ents]
-            r = cand.report
-            results[r].mentions.extend(self._mentions(spans, cand, context, cleaned[r], originals[r], inserted[r]))
+    def _read(self, candidates: list[_Candidate], results: list[ParsedReport], cleaned: list[str],
+              originals: list[str], inserted: list[list[int]]) -> None:
+        readings = self.reader.read_many([(c.text, c.section) for c in candidates])
+        for cand, reading in zip(candidates, readings):
+            if reading.typed:
+                r = cand.report
+                results[r].mentions.extend(self._mentions(reading, cand, cleaned[r], originals[r], inserted[r]))
 
-    def _mentions(self, spans, cand: _Candidate, context, report_text: str, original: str,
+    def _mentions(self, reading: SentenceReading, cand: _Candidate, report_text: str, original: str,
                   inserted: list[int]) -> list[Mention]:
         sentence = cand.text
-        typed = []
-        lats = []
-        for c0, c1, s, e, rule_id, etype, vals, is_range in spans:
-            if rule_id == "density.side_letter":
-                # "right a, left B" names a grade per breast, but only where density is the topic;
-                # elsewhere it is just a side followed by a letter ("left: a 12 mm mass")
-                lats.append((c0, c0 + 1, "R" if sentence[c0] in "rR" else "L"))
-                if cand.section != "composition" and not _density_is_topic(sentence):
-                    continue
-            elif etype == LATERALITY:
-                lats.append((c0, c1, LATERALITY_WORDS.get(sentence[c0:c1].lower().rstrip(": "), "B")))
-                continue
-            if rule_id in ("assessment.acr_number", "assessment.category") and (
-                    cand.section == "composition"
-                    or rule_id == "assessment.acr_number" and self.policy.acr_number_means == "density"):
-                # under a composition heading a number is a density grade ("Breast composition: R: ACR 2");
-                # some sites' "ACR 1-4" always is (4th-edition density scale)
-                etype = DENSITY
-                vals = tuple(DENSITY_NUMERALS[v] for v in vals if v in DENSITY_NUMERALS)
-                is_range = is_range and len(vals) == 2
-            if vals:
-                typed.append((c0, c1, s, e, RULES_BY_ID[rule_id], etype, tuple(vals), is_range))
-        if not typed:
-            return []
-        breaks = [m.start() for m in _CLAUSE_BREAK.finditer(sentence)]
-        owner_clauses: dict[str, set[int]] = {}
-        for c0, _, _, _, _, etype, _, _ in typed:
-            owner_clauses.setdefault(etype, set()).add(bisect.bisect_right(breaks, c0))
+        evidence = sentence.strip()
+        lats, breaks, owner_clauses = reading.lats, reading.breaks, reading.owner_clauses
         out = []
         last_side: dict[str, str] = {}
-        for c0, c1, s, e, rule, etype, vals, is_range in typed:
+        for c0, c1, rule, etype, vals, is_range, modifiers in reading.typed:
             lat, how = self._laterality(c0, c1, etype, lats, breaks, owner_clauses, cand, report_text)
             if how in ("section", "previous_sentence", "report") and etype in last_side:
                 # an apposition ("R: BI-RADS 6, known biopsy-proven malignancy / L: ...") speaks for the
@@ -257,11 +196,8 @@ class ReportParser:
             r0, r1 = (c0, c1) if cand.offsets is None else (cand.offsets[c0], cand.offsets[c1 - 1] + 1)
             start, end = original_offset(cand.start + r0, inserted), original_offset(cand.start + r1, inserted)
             text = sentence[c0:c1] if not inserted else " ".join(original[start:end].split())
-            out.append(Mention(
-                section=cand.section, start=start, end=end, text=text, type=etype,
-                values=vals, is_range=is_range, laterality=lat, laterality_source=how,
-                modifiers=context.get((s, e), frozenset()), rule_id=rule.rule_id, descriptive=rule.descriptive,
-                sentence=sentence.strip()))
+            out.append(Mention(cand.section, start, end, text, etype, vals, is_range, lat, how, modifiers,
+                               rule.rule_id, rule.descriptive, evidence))
         return out
 
     def _laterality(self, c0, c1, etype, lats, breaks, owner_clauses, cand: _Candidate, report_text: str):
@@ -294,15 +230,6 @@ class ReportParser:
                         return next(iter(sides)), "previous_sentence"
                     break
         return "B", "report"
-
-
-def _density_is_topic(sentence: str) -> bool:
-    """A density word about the breast's composition, not a finding ("increased density left breast")."""
-    for m in _DENSITY_TOPIC.finditer(sentence):
-        before = (m.group(1) or "").lower().strip("(,;:")
-        if not (m.group(2).lower() == "densit" and before in FINDING_DENSITY_WORDS):
-            return True
-    return False
 
 
 def _nearest(c0: int, c1: int, lats) -> str:
