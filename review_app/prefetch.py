@@ -12,9 +12,11 @@ after the one just served), so a first open is usually a cache hit.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -93,25 +95,54 @@ class WarmJob:
 
 
 class ImageWarmer:
-    def __init__(self, preview_height: int, dicom_items: int = 16, preview_items: int = 256):
+    """Urgent jobs (the target being opened) run before the others, in order; the others (targets
+    likely next) also wait until no image request has been served for ``quiet_s``, so preparing the
+    next breast never competes with the images the annotator is waiting for."""
+
+    def __init__(self, preview_height: int, dicom_items: int = 16, preview_items: int = 256,
+                 quiet_s: float = 0.5):
         self.preview_height = preview_height
         self.dicoms = SingleFlightCache(dicom_items)
         self.previews = SingleFlightCache(preview_items)
-        self._jobs: queue.Queue[WarmJob] = queue.Queue()
+        self.quiet_s = quiet_s
+        self._jobs: queue.PriorityQueue[tuple[int, int, WarmJob]] = queue.PriorityQueue()
+        self._order = itertools.count()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._serving = 0
+        self._last_served = 0.0
+        self._served_lock = threading.Lock()
+
+    def _served(self, build: Callable[[], bytes]) -> bytes:
+        with self._served_lock:
+            self._serving += 1
+        try:
+            return build()
+        finally:
+            with self._served_lock:
+                self._serving -= 1
+                self._last_served = time.monotonic()
 
     def dicom(self, path: Path, image_key: str) -> bytes:
-        return self.dicoms.get(file_key(path), lambda: dicom_bytes(read_16bit(path), image_key))
+        return self._served(lambda: self.dicoms.get(file_key(path), lambda: dicom_bytes(read_16bit(path), image_key)))
 
     def preview(self, path: Path) -> bytes:
-        return self.previews.get(file_key(path), lambda: preview_png(path, self.preview_height))
+        return self._served(lambda: self.previews.get(file_key(path), lambda: preview_png(path, self.preview_height)))
 
-    def warm(self, jobs: Iterable[WarmJob]) -> int:
+    def _wait_for_quiet(self) -> None:
+        deadline = time.monotonic() + 10 * self.quiet_s  # never starve: a busy server still gets them
+        while time.monotonic() < deadline:
+            with self._served_lock:
+                quiet = self._serving == 0 and time.monotonic() - self._last_served >= self.quiet_s
+            if quiet:
+                return
+            time.sleep(self.quiet_s / 5)
+
+    def warm(self, jobs: Iterable[WarmJob], *, urgent: bool = False) -> int:
         """Queue ``jobs`` for the background thread, in order; returns how many were queued."""
         n = 0
         for job in jobs:
-            self._jobs.put(job)
+            self._jobs.put((0 if urgent else 1, next(self._order), job))
             n += 1
         if n:
             with self._start_lock:
@@ -125,8 +156,10 @@ class ImageWarmer:
 
     def _run(self) -> None:
         while True:
-            job = self._jobs.get()
+            urgency, _, job = self._jobs.get()
             try:
+                if urgency:
+                    self._wait_for_quiet()
                 self.build(job)
             except (ImageUnavailable, OSError) as exc:  # the request for it will answer 404 with the reason
                 log.debug("not prepared ahead: %s", type(exc).__name__)

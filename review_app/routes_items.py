@@ -23,9 +23,9 @@ from review_app.workflow import batch_progress, my_decisions, previous_item_id, 
 def add_item_routes(app: FastAPI, ctx: WebContext) -> None:
     factory, settings = ctx.factory, ctx.settings
 
-    def warm(items: list[QueueItem]) -> None:
+    def warm(items: list[QueueItem], *, urgent: bool = False) -> None:
         if settings.prefetch_targets:  # 0: every image is built when the browser asks for it
-            ctx.images.warm(warm_jobs(ctx.home.cache, items))
+            ctx.images.warm(warm_jobs(ctx.home.cache, items), urgent=urgent)
 
     def render_target(request: Request, user: User, item_id: int, *, message: str | None = None,
                       status_code: int = 200):
@@ -36,7 +36,8 @@ def add_item_routes(app: FastAPI, ctx: WebContext) -> None:
             context = target_context(session, ctx.reports, user, item, settings.double_read_tiers)
             # this target's images first (one decode serves a view's preview and its DICOM), then the
             # targets after it, likely next: built while this one is read
-            warm([item, *upcoming_targets(session, item, settings.prefetch_targets, ctx.queue_filter(request))])
+            warm([item], urgent=True)
+            warm(upcoming_targets(session, item, settings.prefetch_targets, ctx.queue_filter(request)))
         flash = request.session.pop("flash", None)
         if isinstance(flash, dict) and flash.get("item") == item_id:
             message, status_code = flash.get("message"), int(flash.get("status", status_code))
@@ -81,7 +82,7 @@ def add_item_routes(app: FastAPI, ctx: WebContext) -> None:
         if item_id is None:
             return RedirectResponse("/queue?done=1", status_code=303)
         with factory() as session:  # started before the browser asks for the page and its images
-            warm([session.get(QueueItem, item_id)])
+            warm([session.get(QueueItem, item_id)], urgent=True)
         return RedirectResponse(f"/items/{item_id}", status_code=303)
 
     @app.get("/items/{item_id}")

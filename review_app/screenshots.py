@@ -68,14 +68,15 @@ def main(out_dir: str) -> None:
             pages["alice"].wait_for_timeout(300)
             _small_png(pages["alice"].screenshot(full_page=True), out / "review_viewer.png")
             pages["alice"].keyboard.press("y")
+            pages["alice"].wait_for_selector("#saved")  # alice's read is in before bob opens the breast
             pages["bob"].click("#start")
-            pages["bob"].click('#decision-form button[value="correct:1"]')
+            pages["bob"].click('.task.focused form.decision-form button[value="correct:1"]')
             carol = pages["carol"]
             carol.click("#start")
-            carol.wait_for_selector("#reads")
+            carol.wait_for_selector(".task.focused .reads")
             _settled(carol)
             _small_png(carol.screenshot(full_page=True), out / "review_adjudication.png")
-            carol.click('#decision-form button[value="correct:1"]')
+            carol.click('.task.focused form.decision-form button[value="correct:1"]')
             carol.goto(f"{base}/stats")
             _small_png(carol.screenshot(full_page=True), out / "review_consensus.png")
             browser.close()

@@ -44,6 +44,17 @@ if (root) {
     if (caption) { caption.textContent = label || ""; }
     state.started = String(started);
   }
+  // the thumbnails are requested once the viewer has drawn its image: on a cold server their
+  // decoding would otherwise compete with the one image the annotator is waiting for
+  let thumbsAsked = false;
+  function loadThumbs() {
+    if (thumbsAsked) { return; }
+    thumbsAsked = true;
+    document.querySelectorAll(".hanging img[data-src]").forEach(function (img) { img.src = img.dataset.src; });
+  }
+  app.addEventListener("error", loadThumbs);
+  app.addEventListener("abort", loadThumbs);
+  window.setTimeout(loadThumbs, 3000);  // a slow or failed viewer never hides the exam
   app.addEventListener("load", function (event) {
     dataId = event.dataid;
     setTool(state.tool || "WindowLevel");
@@ -51,6 +62,7 @@ if (root) {
     report();
     state.loadMs = String(Math.round(performance.now() - Number(state.started || 0)));
     state.ready = "1";
+    loadThumbs();
   });
   app.addEventListener("wlchange", report);
   window.addEventListener("resize", function () { app.fitToContainer(); });
@@ -122,5 +134,5 @@ if (root) {
     else if (event.key === "i" && invert) { invert.click(); } else if (event.key === "m" && magnify) { magnify.click(); }
   });
   const first = document.querySelector("[data-view-url].target") || document.querySelector("[data-view-url]");
-  if (first) { first.classList.add("shown"); show(first.dataset.viewUrl, first.dataset.viewLabel); }
+  if (first) { first.classList.add("shown"); show(first.dataset.viewUrl, first.dataset.viewLabel); } else { loadThumbs(); }
 }
