@@ -261,3 +261,18 @@ def test_a_database_of_an_older_layout_is_refused_with_what_to_do(tmp_path):
         conn.execute(text("CREATE TABLE queue_items (id INTEGER PRIMARY KEY, item_key VARCHAR(200))"))
     with pytest.raises(SchemaMismatch, match=r"missing queue_items\.priority.*mammo-mtl review export"):
         init_db(engine)
+
+
+def test_next_hands_a_second_annotator_another_breast_not_the_first_ones_other_task(sample, alice, bob):
+    app = sample[1]
+    assert alice.get("/next", follow_redirects=False).headers["location"] == f"/items/{item_id(app, 'breastbin')}"
+    # alice holds the left breast (malignancy and density): bob gets the right breast's ACR
+    assert bob.get("/next", follow_redirects=False).headers["location"] == f"/items/{item_id(app, 'acr')}"
+
+
+def test_previous_steps_back_a_breast_not_a_task_of_the_same_breast(sample, alice):
+    app = sample[1]
+    decide(alice, item_id(app, "acr"), "confirm")              # right breast
+    decide(alice, item_id(app, "breastbin"), "confirm")        # left breast, whose density is open
+    back = alice.get(f"/previous?current={item_id(app, 'density')}", follow_redirects=False)
+    assert back.headers["location"] == f"/items/{item_id(app, 'acr')}"
