@@ -133,6 +133,7 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, nargs="*", default=None,
                     help="existing reports.csv files (e.g. demo cohorts) to time instead of the synthetic corpus")
     args = ap.parse_args()
+    from label_mining.chunks import current_context
     from label_mining.pipeline import mine_labels
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -172,6 +173,11 @@ def main() -> None:
             "mb_text_per_cpu_second": round(chars / cpu / 1e6, 3),
             "load_average_1min": round(os.getloadavg()[0], 2),
         }
+        if n == 1:
+            # the sentence cache of the run's parser (label_mining/sentence_reading.py): how much this corpus repeats
+            reader = current_context().parser.reader
+            results["n_process_1"]["sentence_reads"] = {"distinct_read_by_spacy": reader.misses,
+                                                        "repeats_from_cache_or_chunk": reader.hits}
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

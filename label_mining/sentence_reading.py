@@ -116,7 +116,7 @@ class SentenceReader:
         self.cache_size = cache_size
         self._components = [proc for _, proc in nlp.pipeline]
         self._cache: OrderedDict[tuple[str, str], SentenceReading] = OrderedDict()
-        self.hits = self.misses = 0
+        self.hits = self.misses = 0     # sentence occurrences answered without spaCy / distinct ones read by it
 
     def read_many(self, sentences: list[tuple[str, str]]) -> list[SentenceReading]:
         """One reading per (text, section), in order; texts stripped and whitespace-compacted."""
@@ -130,8 +130,8 @@ class SentenceReader:
                 out[k] = reading
             else:
                 todo.setdefault(key, []).append(k)
-        self.hits += len(sentences) - sum(len(v) for v in todo.values())
-        self.misses += len(todo)
+        self.misses += len(todo)                   # read by spaCy
+        self.hits += len(sentences) - len(todo)    # repeats: from the cache or from earlier in this call
         keys = list(todo)
         for i in range(0, len(keys), SENTENCES_PER_DOC):
             batch = keys[i:i + SENTENCES_PER_DOC]
