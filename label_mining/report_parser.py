@@ -26,8 +26,8 @@ from label_mining import context_rules as _context_rules  # noqa: F401  register
 from label_mining import entity_matcher as _entity_matcher  # noqa: F401  registers mammo_entities
 from label_mining.entity_rules import ASSESSMENT, DENSITY
 from label_mining.prescan import Prescan, sides_named
-from label_mining.sentence_reading import DEFAULT_CACHE_SIZE, SentenceReader, SentenceReading
 from label_mining.sectioniser import split_sections, split_sentences
+from label_mining.sentence_reading import DEFAULT_CACHE_SIZE, SentenceReader, SentenceReading
 from label_mining.spacing import original_offset, space_punctuation
 from label_mining.text_hygiene import clean_report_text
 from label_mining.tokenizer import blank_mammography_nlp
@@ -35,6 +35,8 @@ from label_mining.uncertainty_policy import ParserPolicy
 
 _WORD = re.compile(r"[A-Za-z]+")
 _WHITESPACE_RUN = re.compile(r"\s{2,}|[\t\n\r\f\v]")
+
+
 def _compact(sentence: str) -> tuple[str, list[int] | None]:
     """Collapse whitespace runs to one space (spaCy turns extra spaces into tokens that break
     phrases: "BI-RADS\\n  4"), with a map back to the original offsets; None when nothing changed."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import threading
 from collections import OrderedDict
 from typing import NamedTuple
 
@@ -116,6 +117,7 @@ class SentenceReader:
         self.cache_size = cache_size
         self._components = [proc for _, proc in nlp.pipeline]
         self._cache: OrderedDict[tuple[str, str], SentenceReading] = OrderedDict()
+        self._lock = threading.Lock()
         self.hits = self.misses = 0     # sentence occurrences answered without spaCy / distinct ones read by it
 
     def read_many(self, sentences: list[tuple[str, str]]) -> list[SentenceReading]:
@@ -123,25 +125,28 @@ class SentenceReader:
         cache = self._cache
         out: list[SentenceReading | None] = [None] * len(sentences)
         todo: dict[tuple[str, str], list[int]] = {}
-        for k, key in enumerate(sentences):
-            reading = cache.get(key)
-            if reading is not None:
-                cache.move_to_end(key)
-                out[k] = reading
-            else:
-                todo.setdefault(key, []).append(k)
+        with self._lock:        # one parser may serve several threads (the review app's re-mining)
+            for k, key in enumerate(sentences):
+                reading = cache.get(key)
+                if reading is not None:
+                    cache.move_to_end(key)
+                    out[k] = reading
+                else:
+                    todo.setdefault(key, []).append(k)
         self.misses += len(todo)                   # read by spaCy
         self.hits += len(sentences) - len(todo)    # repeats: from the cache or from earlier in this call
         keys = list(todo)
         for i in range(0, len(keys), SENTENCES_PER_DOC):
             batch = keys[i:i + SENTENCES_PER_DOC]
-            for key, reading in zip(batch, self._read_batch(batch)):
-                for k in todo[key]:
-                    out[k] = reading
-                if self.cache_size:
-                    cache[key] = reading
-                    if len(cache) > self.cache_size:
-                        cache.popitem(last=False)
+            readings = self._read_batch(batch)
+            with self._lock:
+                for key, reading in zip(batch, readings):
+                    for k in todo[key]:
+                        out[k] = reading
+                    if self.cache_size:
+                        cache[key] = reading
+                        if len(cache) > self.cache_size:
+                            cache.popitem(last=False)
         return out
 
     def _read_batch(self, batch: list[tuple[str, str]]) -> list[SentenceReading]:
