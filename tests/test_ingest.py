@@ -94,8 +94,11 @@ def test_same_files_and_key_give_byte_identical_tables(planted_batch, tmp_path):
     assert digests[0] == digests[2] and digests[1] == digests[3]
 
 
-def test_parallel_workers_give_the_same_catalogue(planted_batch):
-    for i in range(40):  # enough files to use the process pool
+def test_parallel_workers_give_the_same_catalogue(planted_batch, monkeypatch):
+    from curation import fanout
+
+    monkeypatch.setattr(fanout, "POOL_MIN_WORK_PER_WORKER_S", 0.0)  # a real pool, though the batch is tiny
+    for i in range(40):  # files enough for several chunks per worker
         make_mg(planted_batch / f"dicom/more/m{i}.dcm", sop_uid=f"1.2.4.{i}", laterality="L", view="CC")
     serial = build_catalog(planted_batch, "hmi", KEY)
     parallel = build_catalog(planted_batch, "hmi", KEY, workers=2)
