@@ -270,6 +270,7 @@ def main() -> None:
                              "ours_png_over_floor", "floor_write_ms", "ours_png_over_floor_write", "nyu_over_floor",
                              "write_png16_ms", "write_libpng_ms") if k in rows[0]}
         summary.update({"images": len(rows), "source": args.source, "height": args.height,
+                        "load_avg_end": list(os.getloadavg()),
                         "lesions": sum(r["lesions"] for r in rows),
                         "lesions_in_ours": sum(r["lesions_in_ours"] for r in rows),
                         "lesions_in_nyu": sum(r["lesions_in_nyu"] for r in rows),

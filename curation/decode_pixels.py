@@ -51,15 +51,38 @@ def pixels(ds: Dataset) -> np.ndarray:
     tsyntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     if tsyntax == pydicom.uid.JPEGExtended12Bit and int_tag(ds, "BitsStored", 8) > 8 and gdcm_handles(tsyntax):
         return gdcm_decode(ds)
-    with warnings.catch_warnings(record=True) as caught, _stderr_captured() as said:
+    native = _native_unsigned(ds, tsyntax)
+    with warnings.catch_warnings(record=True) as caught, \
+            (contextlib.nullcontext([]) if native else _stderr_captured()) as said:
         warnings.simplefilter("always")
-        arr = ds.pixel_array
+        arr = _native_view(ds, tsyntax) if native else ds.pixel_array
     # OpenJPEG/libjpeg write their warnings to fd 2, pydicom's pixel code to Python warnings; header
     # value warnings (valuerep) are not decoder warnings and are left to the header checks
     said_py = [str(w.message) for w in caught if "pixels" in str(w.filename)]
     text = "; ".join(([said[0].strip()] if said and said[0].strip() else []) + said_py)
     if text:
         raise DecoderWarning(f"decoder reported: {text[:300]}")
+    return arr
+
+
+def _native_unsigned(ds: Dataset, tsyntax: str) -> bool:
+    """Uncompressed little-endian, one unsigned 8/16-bit sample, one frame: pixels a view can serve
+    (no native decoder runs, so nothing prints on file descriptor 2)."""
+    return (tsyntax in (pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian)
+            and "PixelData" in ds and int_tag(ds, "PixelRepresentation", 0) == 0
+            and int_tag(ds, "SamplesPerPixel", 1) == 1 and int_tag(ds, "NumberOfFrames", 1) == 1
+            and int_tag(ds, "BitsAllocated", 16) in (8, 16))
+
+
+def _native_view(ds: Dataset, tsyntax: str) -> np.ndarray:
+    """The same values as ``ds.pixel_array`` without its copy and two shift passes: a read-only view of
+    Pixel Data (pydicom validates the length and shape as usual), masked to Bits Stored only when an
+    unused high bit is actually set (overlay bits, some vendors' padding) — for unsigned values,
+    pydicom's shift left-then-right is exactly that mask."""
+    arr, _ = pydicom.pixels.get_decoder(tsyntax).as_array(ds, view_only=True, correct_unused_bits=False)
+    bits_stored = int_tag(ds, "BitsStored", arr.dtype.itemsize * 8)
+    if 0 < bits_stored < arr.dtype.itemsize * 8 and arr.size and int(arr.max()) >> bits_stored:
+        arr = np.bitwise_and(arr, np.array((1 << bits_stored) - 1, dtype=arr.dtype))
     return arr
 
 

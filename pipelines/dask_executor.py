@@ -5,7 +5,8 @@
    ``Exception: Iteration is not allowed on `@record` KeyRangesPartitionsSubset``. The step's
    arguments travel here in an opaque box instead.
 2. Task keys carry the run id, so two runs of one job on a long-lived scheduler never share keys.
-3. A ``local`` cluster started for the run is closed when the run ends.
+3. A ``local`` cluster started for the run is closed when the run ends, and its workers start without
+   Dask's ``MALLOC_TRIM_THRESHOLD_`` (:data:`pipelines.local_services.WORKER_ENVIRON`), as ours do.
 
 Each step is still one Dask task that rebuilds the job on the worker and runs that step against the
 run's (persistent) instance, exactly as upstream; imported only when a run asks for the dask executor.
@@ -19,6 +20,8 @@ from dagster._core.events import DagsterEvent
 from dagster._utils import iterate_with_context
 from dagster_dask.executor import DaskExecutor, get_dask_resource_requirements, query_on_dask_worker
 
+from pipelines.local_services import dask_worker_environ
+
 
 class _Opaque:
     """A value Dask's argument parser does not look into (it recurses into tuples, lists, dicts)."""
@@ -30,6 +33,13 @@ class _Opaque:
 
     def __reduce__(self):
         return (_Opaque, (self.value,))
+
+
+def start_local_cluster(**kwargs) -> dask.distributed.LocalCluster:
+    """The run's own ``LocalCluster`` (``local: {...}`` in the executor config), workers started with
+    :data:`~pipelines.local_services.WORKER_ENVIRON`."""
+    with dask_worker_environ():  # the nannies read it when they are created
+        return dask.distributed.LocalCluster(**kwargs)
 
 
 def _run_step(dependencies, packed: _Opaque) -> list[DagsterEvent]:
@@ -47,7 +57,7 @@ class MammoDaskExecutor(DaskExecutor):
         instance_ref = plan_context.instance.get_ref()
         cluster = None
         if self.cluster_type == "local":
-            cluster = dask.distributed.LocalCluster(**self.build_dict(job_name))
+            cluster = start_local_cluster(**self.build_dict(job_name))
         try:
             with dask.distributed.Client(cluster or self.cluster_configuration["address"]) as client:
                 futures, by_step = [], {}

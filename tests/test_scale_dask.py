@@ -157,3 +157,19 @@ def test_our_local_cluster_workers_run_without_dasks_malloc_trim_threshold(clust
     with Client(cluster, set_as_default=False) as client:
         seen = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_", "unset"))
     assert len(seen) == 2 and set(seen.values()) == {"unset"}
+
+
+def test_the_dask_executors_own_local_cluster_starts_workers_without_dasks_malloc_trim_threshold():
+    from distributed import Client
+
+    from pipelines.dask_executor import MammoDaskExecutor, start_local_cluster
+    from pipelines.executors import dask_run_config
+
+    local = dask_run_config(workers=1)["execution"]["config"]["dask"]["cluster"]["local"]
+    cluster = start_local_cluster(**MammoDaskExecutor("local", local).build_dict("batch_job"))
+    try:
+        with Client(cluster, set_as_default=False) as client:
+            seen = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_", "unset"))
+    finally:
+        cluster.close()
+    assert list(seen.values()) == ["unset"]
