@@ -20,7 +20,7 @@ from dagster._core.events import DagsterEvent
 from dagster._utils import iterate_with_context
 from dagster_dask.executor import DaskExecutor, get_dask_resource_requirements, query_on_dask_worker
 
-from pipelines.local_services import dask_worker_environ
+from pipelines.local_services import start_local_cluster
 
 
 class _Opaque:
@@ -33,13 +33,6 @@ class _Opaque:
 
     def __reduce__(self):
         return (_Opaque, (self.value,))
-
-
-def start_local_cluster(**kwargs) -> dask.distributed.LocalCluster:
-    """The run's own ``LocalCluster`` (``local: {...}`` in the executor config), workers started with
-    :data:`~pipelines.local_services.WORKER_ENVIRON`."""
-    with dask_worker_environ():  # the nannies read it when they are created
-        return dask.distributed.LocalCluster(**kwargs)
 
 
 def _run_step(dependencies, packed: _Opaque) -> list[DagsterEvent]:

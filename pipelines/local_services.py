@@ -107,15 +107,21 @@ def dask_worker_environ(extra: dict[str, str | None] | None = None) -> Iterator[
         yield
 
 
+def start_local_cluster(**kwargs):
+    """A ``distributed.LocalCluster(**kwargs)`` whose workers start with :data:`WORKER_ENVIRON` — the one place
+    this project creates a LocalCluster (:func:`local_dask_cluster`, the dask executor's ``local`` cluster)."""
+    from distributed import LocalCluster
+
+    with dask_worker_environ():  # the nannies read it when they are created, and reuse it on a restart
+        return LocalCluster(**kwargs)
+
+
 @contextmanager
 def local_dask_cluster(workers: int = 2, threads_per_worker: int = 1) -> Iterator[str]:
     """A ``distributed.LocalCluster`` of worker processes on 127.0.0.1 (no dashboard, no malloc-trim
     setting in the workers); yields its address."""
-    from distributed import LocalCluster
-
-    with dask_worker_environ():  # the nannies read it when they are created, and reuse it on a restart
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-                               host="127.0.0.1", dashboard_address=None, silence_logs=40)
+    cluster = start_local_cluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
+                                  host="127.0.0.1", dashboard_address=None, silence_logs=40)
     try:
         yield cluster.scheduler_address
     finally:
